@@ -1,0 +1,143 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Version is set at build time with -ldflags "-X .../cmd.Version=v1.2.3".
+var Version = "dev"
+
+// usageError is a mistake in the command line: exit code 2, with a hint.
+type usageError struct {
+	msg  string
+	hint string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// configError is a configuration that does not load: exit code 2. Its
+// diagnostics were already printed.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+// errCheckFailed means a check ran and found a problem: exit code 1. What
+// failed was already printed.
+var errCheckFailed = errors.New("check failed")
+
+const usage = `embedtoken: narrowed, nested access tokens for every API a request reaches.
+
+Usage: embedtoken <command> [flags]
+
+Commands:
+  check    validate a configuration; print APIs, call graph and token sizes
+  keygen   write a signing key and add its public key to a JWKS file
+  mint     mint the embedded map (or a whole outer token) for a subject
+  inspect  decode an outer or inner token and its embedded tokens
+  hook     run the issuer plugin (Ory Hydra token hook, generic hook, JWKS)
+  sidecar  run the sidecar in front of one service
+  demo     run the whole chain on loopback with the shipped example
+  version  print the version
+
+Run 'embedtoken <command> --help' for a command's flags.
+`
+
+// Run runs the subcommand named by args[0]. It writes normal output to
+// stdout and messages to stderr; Exit turns the error into an exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &usageError{msg: "no command given"}
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "check":
+		return runCheck(ctx, rest, stdout, stderr)
+	case "keygen":
+		return runKeygen(ctx, rest, stdout, stderr)
+	case "mint":
+		return runMint(ctx, rest, stdout, stderr)
+	case "inspect":
+		return runInspect(ctx, rest, stdout, stderr)
+	case "hook":
+		return runHook(ctx, rest, stdout, stderr)
+	case "sidecar":
+		return runSidecar(ctx, rest, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, rest, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "embedtoken %s\n", Version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return &usageError{msg: fmt.Sprintf("unknown command %q", name), hint: "run 'embedtoken help' for the list of commands"}
+	}
+}
+
+// Exit maps err to the process exit code of DESIGN.md and prints it: 0 ok,
+// 1 a check failed, 2 usage or configuration error.
+func Exit(err error, stderr io.Writer) int {
+	var ue *usageError
+	var ce *configError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errCheckFailed):
+		return 1
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "embedtoken: %s\n", ue.msg)
+		if ue.hint != "" {
+			fmt.Fprintf(stderr, "hint: %s\n", ue.hint)
+		}
+		return 2
+	case errors.As(err, &ce):
+		fmt.Fprintf(stderr, "embedtoken: %s\n", ce.msg)
+		return 2
+	case errors.Is(err, context.Canceled):
+		return 0
+	default:
+		fmt.Fprintf(stderr, "embedtoken: %s\n", err)
+		return 1
+	}
+}
+
+// newFlags returns a flag set that reports errors instead of exiting and
+// prints its usage with a one-line synopsis.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: embedtoken %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, turning flag errors into usage errors and
+// refusing stray positional arguments unless maxArgs allows them.
+func parseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{msg: err.Error(), hint: fmt.Sprintf("run 'embedtoken %s --help'", fs.Name())}
+	}
+	if fs.NArg() > maxArgs {
+		return &usageError{msg: fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args()[maxArgs:], " ")),
+			hint: fmt.Sprintf("run 'embedtoken %s --help'", fs.Name())}
+	}
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
