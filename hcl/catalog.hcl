@@ -1,7 +1,7 @@
 # The shipped example: five APIs behind a gateway-facing `orders`.
 #
-#   orders ──> billing ──> ledger      (ledger only ever nested)
-#          └─> inventory               (inventory only ever nested)
+#   orders ──> billing ──> ledger   (billing, ledger and inventory are only
+#          └─> inventory            ever nested: exposed = false)
 #   profile
 #
 # Keys are not committed: `embedtoken demo` makes throwaway ones, and
@@ -14,7 +14,7 @@ minter {
   jwks_url           = "http://127.0.0.1:4459/.well-known/jwks.json"
   active_key         = "minter-1"
   default_lifetime   = "5m"
-  max_embedded_bytes = 6144
+  max_embedded_bytes = 7168 # 7 KiB: with a 1 KiB issuer part, under nginx's 8 KiB line
   outer_base_bytes   = 1024
   mint_for           = "scope"
 
@@ -38,6 +38,7 @@ api "billing" {
   claims   = ["tenant"]
   lifetime = "2m"
   calls    = ["ledger"]
+  exposed  = false
 }
 
 api "ledger" {
