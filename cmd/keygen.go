@@ -2,10 +2,33 @@ package cmd
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
+
+	"github.com/embedtoken/embedtoken/catalog"
 )
 
-func runKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("keygen: not implemented yet")
+func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keygen", "keygen --alg EdDSA|ES256|RS256|PS256 --kid KID --out DIR [--rsa-bits N]", stderr)
+	alg := fs.String("alg", "EdDSA", "signing algorithm: EdDSA, ES256, RS256 or PS256")
+	kid := fs.String("kid", "", "key ID (required); also the file name DIR/KID.key.pem")
+	out := fs.String("out", "", "folder for the private key and jwks.json (required)")
+	bits := fs.Int("rsa-bits", 2048, "RSA modulus size for RS256 and PS256")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	if *kid == "" || *out == "" {
+		return &usageError{msg: "--kid and --out are required", hint: "embedtoken keygen --alg EdDSA --kid 2026-11 --out keys/"}
+	}
+	switch *alg {
+	case "EdDSA", "ES256", "RS256", "PS256":
+	default:
+		return &usageError{msg: fmt.Sprintf("unknown --alg %q", *alg), hint: "use EdDSA, ES256, RS256 or PS256"}
+	}
+	keyFile, jwksFile, err := catalog.WriteKey(*out, *kid, *alg, *bits)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s (private, mode 0600)\nadded kid %q (%s) to %s\n", keyFile, *kid, *alg, jwksFile)
+	return nil
 }
