@@ -177,8 +177,8 @@ func (l *loader) buildMinter(rm *rawMinter, f *decodedFile, cat *Catalog, d *dia
 		OuterBaseBytes:   DefaultOuterBaseBytes,
 		MintFor:          MintForScope,
 	}
-	if m.Issuer == "" {
-		d.errorf(rm.DefRange, "Empty minter issuer", "The minter issuer is the iss of every inner token; it must not be empty.")
+	if m.Issuer == "" && present(rm.IssuerRange) {
+		d.errorf(rm.IssuerRange, "Empty minter issuer", "The minter issuer is the iss of every inner token; it must not be empty.")
 	}
 	if rm.Claim != nil {
 		m.Claim = *rm.Claim
@@ -239,12 +239,18 @@ func (l *loader) buildMinter(rm *rawMinter, f *decodedFile, cat *Catalog, d *dia
 			d.errorf(rk.LabelRange, "Invalid key ID", "The kid %q must be non-empty, without spaces, quotes or slashes.", rk.ID)
 			continue
 		}
+		if !present(rk.AlgRange) {
+			continue // gohcl reported the missing argument
+		}
 		alg, ok := parseAlg(rk.Algorithm, rk.AlgRange, signingAlgs, d)
 		if !ok {
 			continue
 		}
 		k := &SigningKey{ID: rk.ID, Algorithm: alg, PrivateKeyFile: resolvePath(f.dir, rk.PrivateKeyFile)}
 		if rk.PrivateKeyFile == "" {
+			if !present(rk.FileRange) {
+				continue // gohcl reported the missing argument
+			}
 			d.errorf(rk.FileRange, "Empty private key path", "The signing key %q needs private_key_file: a PKCS#8 PEM file.", rk.ID)
 			continue
 		}
@@ -312,7 +318,7 @@ func (l *loader) buildAPI(ra *rawAPI, ctx *hcl.EvalContext, m *Minter, d *diagno
 		Exposed:  ra.Exposed == nil || *ra.Exposed,
 	}
 	decl := &apiDecl{raw: ra, ctx: ctx, api: a}
-	if a.Audience == "" {
+	if a.Audience == "" && present(ra.AudienceRange) {
 		d.errorf(ra.AudienceRange, "Empty audience", "The API %q needs a non-empty audience: the aud of its inner tokens.", a.Name)
 	}
 	scopes, srngs := strList(ra.Scopes, ctx, d)

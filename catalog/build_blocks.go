@@ -32,8 +32,8 @@ func (l *loader) buildTLS(raws []*rawTLS, f *decodedFile, d *diagnostics) *TLS {
 	if r.ClientCAFile != nil {
 		t.ClientCAFile = resolvePath(f.dir, *r.ClientCAFile)
 	}
-	if r.CertFile == "" || r.KeyFile == "" {
-		d.errorf(r.DefRange, "Incomplete tls block", "A tls block needs both cert_file and key_file.")
+	if (r.CertFile == "" && present(r.CertRange)) || (r.KeyFile == "" && present(r.KeyRange)) {
+		d.errorf(r.DefRange, "Incomplete tls block", "A tls block needs both cert_file and key_file, non-empty.")
 	}
 	return t
 }
@@ -51,15 +51,19 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 		TLS:             l.buildTLS(rs.TLS, f, d),
 	}
 	api := cat.API(rs.API)
-	if api == nil {
+	if api == nil && present(rs.APIRange) {
 		names := make([]string, 0, len(cat.apiByName))
 		for _, a := range cat.APIs {
 			names = append(names, a.Name)
 		}
 		d.errorf(rs.APIRange, "Unknown API", "The sidecar fronts %q, which no api block declares. Declared: %s.", rs.API, strings.Join(names, ", "))
 	}
-	checkListen(rs.Listen, rs.ListenRange, "listen", d)
-	checkURL(rs.Upstream, rs.UpstreamRange, "upstream", d)
+	if present(rs.ListenRange) {
+		checkListen(rs.Listen, rs.ListenRange, "listen", d)
+	}
+	if present(rs.UpstreamRange) {
+		checkURL(rs.Upstream, rs.UpstreamRange, "upstream", d)
+	}
 	if rs.AdminListen != nil {
 		if checkListen(*rs.AdminListen, rs.AdminRange, "admin_listen", d) {
 			s.AdminListen = *rs.AdminListen
@@ -98,7 +102,7 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 	}
 	for _, rr := range rs.Routes {
 		r := Route{PathPrefix: rr.PathPrefix}
-		if !strings.HasPrefix(rr.PathPrefix, "/") {
+		if !strings.HasPrefix(rr.PathPrefix, "/") && present(rr.PrefixRange) {
 			d.errorf(rr.PrefixRange, "Invalid path prefix", "The route path_prefix %q must start with /.", rr.PathPrefix)
 		}
 		for _, m := range rr.Methods {
@@ -109,7 +113,7 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 			r.Methods = append(r.Methods, m)
 		}
 		scopes, rngs := strList(rr.Scopes, ctx, d)
-		if len(scopes) == 0 {
+		if len(scopes) == 0 && present(rr.ScopesRange) {
 			d.errorf(rr.ScopesRange, "Empty route scopes", "A route needs at least one scope; the inner token must hold one of them.")
 		}
 		for i, sc := range scopes {
@@ -137,7 +141,7 @@ func (l *loader) buildTrust(rt *rawTrust, f *decodedFile, ctx *hcl.EvalContext, 
 	if !validName(rt.Name) {
 		d.errorf(rt.LabelRange, "Invalid trust name", "The trust name %q must start with a letter or digit and hold only letters, digits, '-', '_' and '.'.", rt.Name)
 	}
-	if rt.Issuer == "" {
+	if rt.Issuer == "" && present(rt.IssuerRange) {
 		d.errorf(rt.IssuerRange, "Empty issuer", "The trust %q needs a non-empty issuer: the exact iss of its tokens.", rt.Name)
 	} else if cat.Minter != nil && rt.Issuer == cat.Minter.Issuer {
 		d.errorf(rt.IssuerRange, "Trust issuer is the minter", "The trust %q names the minter's own issuer; minter tokens are accepted through the call graph, not as a trust.", rt.Name)
@@ -240,7 +244,9 @@ func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d 
 		Timeout:      duration(rh.Timeout, rh.TimeoutRange, "timeout", DefaultHookTimeout, 0, 10*time.Second, d),
 		TLS:          l.buildTLS(rh.TLS, f, d),
 	}
-	checkListen(rh.Listen, rh.ListenRange, "listen", d)
+	if present(rh.ListenRange) {
+		checkListen(rh.Listen, rh.ListenRange, "listen", d)
+	}
 	if rh.PublicListen != nil && checkListen(*rh.PublicListen, rh.PublicRange, "public_listen", d) {
 		h.PublicListen = *rh.PublicListen
 	}
@@ -284,7 +290,7 @@ func (l *loader) buildExchangeClient(rc *rawExchangeClient, f *decodedFile, ctx 
 	}
 	c.Secret = l.secretOrFile(rc.Secret, rc.SecretFile, f, ctx, rc.DefRange, "The exchange_client "+rc.Name, d)
 	auds, rngs := strList(rc.Audiences, ctx, d)
-	if len(auds) == 0 {
+	if len(auds) == 0 && present(rc.AudienceRange) {
 		d.errorf(rc.AudienceRange, "Empty audiences", "The exchange_client %q needs at least one audience it may obtain tokens for.", rc.Name)
 	}
 	for i, a := range auds {
@@ -303,9 +309,11 @@ func (l *loader) buildExchangeClient(rc *rawExchangeClient, f *decodedFile, ctx 
 
 func (l *loader) buildExchange(re *rawExchange, f *decodedFile, ctx *hcl.EvalContext, d *diagnostics) *Exchange {
 	e := &Exchange{TokenURL: re.TokenURL, ClientID: re.ClientID}
-	checkURL(re.TokenURL, re.TokenURLRange, "token_url", d)
-	if re.ClientID == "" {
-		d.errorf(re.DefRange, "Empty client_id", "The exchange block needs the client_id of an exchange_client.")
+	if present(re.TokenURLRange) {
+		checkURL(re.TokenURL, re.TokenURLRange, "token_url", d)
+	}
+	if re.ClientID == "" && present(re.ClientIDRange) {
+		d.errorf(re.ClientIDRange, "Empty client_id", "The exchange block needs the client_id of an exchange_client.")
 	}
 	e.Secret = l.secretOrFile(re.Secret, re.SecretFile, f, ctx, re.DefRange, "The exchange block", d)
 	if re.CAFile != nil {

@@ -34,6 +34,7 @@ type rawMinter struct {
 	SigningKeys      []*rawKey      `hcl:"signing_key,block"`
 	DefRange         hcl.Range      `hcl:",def_range"`
 
+	IssuerRange   hcl.Range `hcl:"issuer,attr_value_range"`
 	ClaimRange    hcl.Range `hcl:"claim,attr_value_range"`
 	URLRange      hcl.Range `hcl:"jwks_url,attr_value_range"`
 	FileRange     hcl.Range `hcl:"jwks_file,attr_value_range"`
@@ -87,6 +88,8 @@ type rawTLS struct {
 	KeyFile      string    `hcl:"key_file"`
 	ClientCAFile *string   `hcl:"client_ca_file,optional"`
 	DefRange     hcl.Range `hcl:",def_range"`
+	CertRange    hcl.Range `hcl:"cert_file,attr_value_range"`
+	KeyRange     hcl.Range `hcl:"key_file,attr_value_range"`
 }
 
 type rawSidecar struct {
@@ -186,4 +189,5 @@ type rawExchange struct {
 	CAFile        *string        `hcl:"ca_file,optional"`
 	DefRange      hcl.Range      `hcl:",def_range"`
 	TokenURLRange hcl.Range      `hcl:"token_url,attr_value_range"`
+	ClientIDRange hcl.Range      `hcl:"client_id,attr_value_range"`
 }

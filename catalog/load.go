@@ -57,22 +57,87 @@ func Load(fsys fs.FS, paths []string, opts *Options) (*Catalog, *hclparse.Parser
 	}
 	// Syntax errors cascade: report them alone (STYLE 12).
 	if diags.HasErrors() {
+		sortDiagnostics(diags, files)
 		return nil, parser, diags
 	}
+	// Decoding errors (an unknown attribute, a wrong type) do not stop the
+	// semantic checks: all problems are reported at once. A check that
+	// would repeat a decoding error at the same place is dropped.
 	l := &loader{fsys: fsys, opts: opts}
 	for _, df := range decoded {
 		diags = append(diags, gohcl.DecodeBody(df.body, df.ctx(l), &df.raw)...)
 	}
-	if diags.HasErrors() {
-		return nil, parser, diags
-	}
 	cat, ds := l.build(decoded)
-	diags = append(diags, ds...)
+	diags = append(diags, dropRepeats(diags, ds)...)
+	diags = dropCascades(diags)
+	sortDiagnostics(diags, files)
 	if diags.HasErrors() {
 		return nil, parser, diags
 	}
 	cat.Files = files
 	return cat, parser, diags
+}
+
+// dropRepeats drops the errors of later that sit where an error of
+// earlier already points.
+func dropRepeats(earlier, later hcl.Diagnostics) hcl.Diagnostics {
+	at := map[hcl.Pos]string{}
+	for _, d := range earlier {
+		if d.Severity == hcl.DiagError && d.Subject != nil {
+			at[d.Subject.Start] = d.Subject.Filename
+		}
+	}
+	var out hcl.Diagnostics
+	for _, d := range later {
+		if d.Severity == hcl.DiagError && d.Subject != nil && at[d.Subject.Start] == d.Subject.Filename {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// dropCascades drops HCL's "value must be known" errors that follow a
+// failed function call at the same place: the first error says it all.
+func dropCascades(diags hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	seen := map[hcl.Pos]string{}
+	for _, d := range diags {
+		if d.Subject != nil && d.Summary == "Unsuitable value type" && seen[d.Subject.Start] == d.Subject.Filename {
+			continue
+		}
+		if d.Subject != nil && d.Severity == hcl.DiagError {
+			seen[d.Subject.Start] = d.Subject.Filename
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// sortDiagnostics orders diagnostics by file (in reading order), then
+// position; those without a position come first.
+func sortDiagnostics(diags hcl.Diagnostics, files []string) {
+	order := map[string]int{}
+	for i, f := range files {
+		order[f] = i + 1
+	}
+	key := func(d *hcl.Diagnostic) (int, int, int) {
+		if d.Subject == nil {
+			return 0, 0, 0
+		}
+		return order[d.Subject.Filename], d.Subject.Start.Line, d.Subject.Start.Column
+	}
+	sort.SliceStable(diags, func(i, j int) bool {
+		fi, li, ci := key(diags[i])
+		fj, lj, cj := key(diags[j])
+		if fi != fj {
+			return fi < fj
+		}
+		if li != lj {
+			return li < lj
+		}
+		return ci < cj
+	})
 }
 
 // LoadFiles is Load over the operating system's files; paths may be

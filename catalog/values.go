@@ -30,6 +30,10 @@ func (d *diagnostics) warnf(rng hcl.Range, summary, format string, args ...any) 
 
 func (d *diagnostics) add(ds hcl.Diagnostics) { d.list = append(d.list, ds...) }
 
+// present reports whether an attribute range was filled, that is whether
+// the attribute was written (gohcl reports missing required ones itself).
+func present(r hcl.Range) bool { return r.Filename != "" }
+
 // pos renders a range's start for a Detail ("catalog.hcl:12:1").
 func pos(r hcl.Range) string {
 	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)

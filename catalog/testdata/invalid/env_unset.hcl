@@ -1,0 +1,5 @@
+minter {
+  issuer     = env("EMBEDTOKEN_TEST_SURELY_UNSET")
+  jwks_url   = "https://minter.test/jwks.json"
+  algorithms = ["EdDSA"]
+}

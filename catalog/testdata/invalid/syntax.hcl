@@ -1,0 +1,3 @@
+minter {
+  issuer = "https://minter.test
+}
