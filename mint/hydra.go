@@ -1,0 +1,126 @@
+package mint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// hydraRequest is the part of an Ory Hydra v2 token hook request the hook
+// reads. Hydra sends many more fields; they are ignored, but the ones below
+// must have the right JSON types.
+type hydraRequest struct {
+	Session struct {
+		IDToken struct {
+			IDTokenClaims struct {
+				Ext json.RawMessage `json:"ext"`
+			} `json:"id_token_claims"`
+			ExpiresAt map[string]string `json:"expires_at"`
+			Subject   string            `json:"subject"`
+		} `json:"id_token"`
+		Extra map[string]json.RawMessage `json:"extra"`
+	} `json:"session"`
+	Request struct {
+		ClientID        string   `json:"client_id"`
+		GrantedScopes   []string `json:"granted_scopes"`
+		GrantedAudience []string `json:"granted_audience"`
+	} `json:"request"`
+}
+
+// hydraResponse is the hook's answer. Hydra replaces the access token's
+// extra claims with AccessToken and the ID token's with IDToken.
+type hydraResponse struct {
+	Session struct {
+		AccessToken map[string]json.RawMessage `json:"access_token"`
+		IDToken     json.RawMessage            `json:"id_token"`
+	} `json:"session"`
+}
+
+// errNoExpiry: Hydra did not say when the access token expires.
+var errNoExpiry = fmt.Errorf("%w: no session.id_token.expires_at.access_token", ErrInvalidSubject)
+
+// parseHydra turns a decoded Hydra request into a Subject and the ID token
+// claims to echo. Its errors are the request's fault (403).
+func parseHydra(req *hydraRequest) (Subject, json.RawMessage, error) {
+	s := Subject{
+		Sub:      req.Session.IDToken.Subject,
+		ClientID: req.Request.ClientID,
+		Scopes:   req.Request.GrantedScopes,
+		Audience: req.Request.GrantedAudience,
+	}
+	ext := req.Session.IDToken.IDTokenClaims.Ext
+	var extClaims map[string]json.RawMessage
+	if len(ext) == 0 || string(ext) == "null" {
+		ext = json.RawMessage(`{}`)
+	} else if err := json.Unmarshal(ext, &extClaims); err != nil {
+		return s, nil, fmt.Errorf("%w: session.id_token.id_token_claims.ext is not an object", ErrInvalidSubject)
+	}
+	at, ok := req.Session.IDToken.ExpiresAt["access_token"]
+	if !ok || at == "" {
+		return s, nil, errNoExpiry
+	}
+	exp, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil || exp.Unix() <= 0 {
+		return s, nil, fmt.Errorf("%w: session.id_token.expires_at.access_token is not an RFC 3339 time", ErrInvalidSubject)
+	}
+	s.Exp = exp
+	s.Claims = make(map[string]any, len(extClaims)+len(req.Session.Extra))
+	for k, v := range extClaims {
+		s.Claims[k] = v
+	}
+	for k, v := range req.Session.Extra {
+		s.Claims[k] = v
+	}
+	return s, ext, nil
+}
+
+// hydra serves POST /hooks/hydra: Ory Hydra v2's token hook, called for
+// every grant, refresh included. Deterministic failures are 403, so that
+// Hydra denies the token at once instead of retrying.
+func (h *hookServer) hydra(w http.ResponseWriter, r *http.Request) {
+	const endpoint = "hydra"
+	m, body, ctx, cancel, ok := h.request(w, r, endpoint)
+	if !ok {
+		return
+	}
+	defer cancel()
+	var req hydraRequest
+	if err := decodeStrict(body, &req); err != nil {
+		h.fail(w, r, endpoint, http.StatusBadRequest, reasonBadRequest, "invalid_request", err.Error(), nil)
+		return
+	}
+	s, idExt, err := parseHydra(&req)
+	if err != nil {
+		h.fail(w, r, endpoint, http.StatusForbidden, reasonDenied, "access_denied", describe(err), nil)
+		return
+	}
+	res, err := m.Mint(ctx, s)
+	if err != nil {
+		h.mintFailed(w, r, endpoint, http.StatusForbidden, "access_denied", err)
+		return
+	}
+	claim := m.Claim()
+	var out hydraResponse
+	out.Session.AccessToken = make(map[string]json.RawMessage, len(req.Session.Extra)+1)
+	for k, v := range req.Session.Extra {
+		if k != claim { // the stale map of a previous token
+			out.Session.AccessToken[k] = v
+		}
+	}
+	out.Session.AccessToken[claim] = res.MapJSON()
+	out.Session.IDToken = idExt
+	b, err := marshalCompact(out)
+	if err != nil {
+		// Only a RawMessage that is not JSON fails here, and decoding
+		// validated them all.
+		h.mintFailed(w, r, endpoint, http.StatusForbidden, "access_denied", errors.Join(errors.New("mint: encode hydra answer"), err))
+		return
+	}
+	h.metrics.hookRequest(endpoint, reasonOK)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,74 @@
+package mint
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"sort"
+)
+
+// jsonString returns s as a JSON string, without HTML escaping (tokens are
+// not HTML; escaping would only make them longer).
+func jsonString(s string) string {
+	b, err := marshalCompact(s)
+	if err != nil { // a string always marshals
+		panic(err)
+	}
+	return string(b)
+}
+
+// marshalCompact is json.Marshal without HTML escaping and without the
+// encoder's trailing newline.
+func marshalCompact(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// encodeValue returns v as compact JSON. A json.RawMessage (or []byte of
+// JSON) must be valid JSON and is compacted as is.
+func encodeValue(v any) ([]byte, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
+	return marshalCompact(v)
+}
+
+// mapJSON encodes an api -> token map with sorted keys. Compact JWS text
+// needs no escaping; names go through jsonString.
+func mapJSON(m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	n := 2
+	for k, v := range m {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 6
+	}
+	sort.Strings(keys)
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, jsonString(k)...)
+		b = append(b, ':')
+		b = append(b, jsonString(m[k])...)
+	}
+	return append(b, '}')
+}
+
+// newJTI returns a random 128-bit identifier, base64url without padding.
+func newJTI() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
