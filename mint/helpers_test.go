@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -162,11 +163,16 @@ func loadHCL(t testing.TB, src string, keys ...testKey) *catalog.Catalog {
 // mint_for.
 func testCatalog(t testing.TB, active, mintFor string, keys ...testKey) *catalog.Catalog {
 	t.Helper()
+	return loadHCL(t, testHCL(active, mintFor, keys...), keys...)
+}
+
+// testHCL is the source of testCatalog, for tests that edit it.
+func testHCL(active, mintFor string, keys ...testKey) string {
 	var blocks strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&blocks, "  signing_key %q {\n    algorithm = %q\n    private_key_file = \"keys/%s.key.pem\"\n  }\n", k.kid, k.alg, k.kid)
 	}
-	return loadHCL(t, fmt.Sprintf(baseHCL, active, mintFor, blocks.String()), keys...)
+	return fmt.Sprintf(baseHCL, active, mintFor, blocks.String())
 }
 
 // newMinter builds a Minter on the fixed clock.
@@ -333,3 +339,7 @@ func jwsHeader(tok string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(seg)
 	return string(b), err
 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func sortStrings(s []string) { sort.Strings(s) }

@@ -301,6 +301,11 @@ func (m *Minter) Mint(ctx context.Context, s Subject) (Result, error) {
 			st.audiences[a] = true
 		}
 	}
+	// Check every claim that will be copied before signing anything, so
+	// that a refused claim costs no signature.
+	if err := st.checkClaims(m.roots, map[*apiPlan]bool{}); err != nil {
+		return res, err
+	}
 	for _, p := range m.roots {
 		if !st.eligible(p) {
 			continue
@@ -312,6 +317,9 @@ func (m *Minter) Mint(ctx context.Context, s Subject) (Result, error) {
 		res.Tokens[p.api.Name] = tok
 	}
 	res.Minted = st.minted
+	for _, t := range res.Minted {
+		m.metrics.minted(t.API)
+	}
 	res.EmbeddedBytes = EmbeddedBytes(res.Claim, res.Tokens)
 	budget := m.cat.Minter.MaxEmbeddedBytes
 	res.OverBudget = budget > 0 && res.EmbeddedBytes > budget
@@ -416,6 +424,26 @@ func (st *mintState) eligible(p *apiPlan) bool {
 	return false
 }
 
+// checkClaims encodes the claims of every eligible API reachable from
+// plans, reporting the first that cannot be copied.
+func (st *mintState) checkClaims(plans []*apiPlan, seen map[*apiPlan]bool) error {
+	for _, p := range plans {
+		if seen[p] || !st.eligible(p) {
+			continue
+		}
+		seen[p] = true
+		for _, c := range p.claims {
+			if _, err := st.value(c[0]); err != nil {
+				return err
+			}
+		}
+		if err := st.checkClaims(p.calls, seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // mint signs p's token, never valid past bound (Unix seconds), embedding the
 // tokens of the eligible APIs it calls.
 func (st *mintState) mint(ctx context.Context, p *apiPlan, bound int64) (string, error) {
@@ -459,7 +487,6 @@ func (st *mintState) mint(ctx context.Context, p *apiPlan, bound int64) (string,
 	}
 	st.memo[key] = tok
 	st.minted = append(st.minted, Minted{API: p.api.Name, JTI: jti, KID: st.m.keys.kid, Exp: time.Unix(exp, 0), Bytes: len(tok)})
-	st.m.metrics.minted(p.api.Name)
 	return tok, nil
 }
 
