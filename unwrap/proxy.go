@@ -1,0 +1,412 @@
+package unwrap
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// requestInfo is the request-scoped state shared by the handler, Rewrite
+// and the proxy's error handler.
+type requestInfo struct {
+	id     string
+	inner  string // the inner token to inject; empty on public paths
+	public bool
+	// failed is set by the proxy's error handler.
+	failed bool
+}
+
+type infoKey struct{}
+
+func withInfo(ctx context.Context, ri *requestInfo) context.Context {
+	return context.WithValue(ctx, infoKey{}, ri)
+}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(infoKey{}).(*requestInfo)
+	if ri == nil {
+		return &requestInfo{}
+	}
+	return ri
+}
+
+// middleware wraps next with the request id and panic recovery: the
+// outermost layer, so that every answer carries the id.
+func (s *Sidecar) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := &requestInfo{id: requestID(r.Header.Values("X-Request-Id"))}
+		w.Header().Set("X-Request-Id", ri.id)
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				// The panic value is not logged: it could hold request data.
+				s.log.Error("panic serving request", zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(ReasonPanic)))
+				s.metrics.request(outcomeInternal, ReasonPanic)
+				writeJSONError(w, http.StatusInternalServerError, ri.id, codeServerError, descServerError)
+			}
+		}()
+		next.ServeHTTP(w, r.WithContext(withInfo(r.Context(), ri)))
+	})
+}
+
+// serve is DESIGN.md's "Sidecar behaviour": path rules, public paths, the
+// bearer token, verification, route scopes, then the proxy.
+func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
+	ri := infoFrom(r.Context())
+	raw, ok := rawPath(r)
+	if !ok {
+		s.fail(w, r, ri, badRequest(ReasonBadPath))
+		return
+	}
+	if hasQueryToken(r.URL.RawQuery) {
+		s.fail(w, r, ri, badRequest(ReasonQueryToken))
+		return
+	}
+	if s.public[raw] {
+		ri.public = true
+		s.forward(w, r, ri, ReasonPublic)
+		return
+	}
+	token, f := bearer(r.Header)
+	if f != nil {
+		s.fail(w, r, ri, f)
+		return
+	}
+	res, hit, err := s.verifier.verifyCached(r.Context(), token)
+	if err != nil {
+		s.failToken(w, r, ri, asFailure(err), token)
+		return
+	}
+	if f := s.checkRoutes(r.Method, raw, res.InnerClaims); f != nil {
+		s.fail(w, r, ri, f)
+		return
+	}
+	ri.inner = res.Inner
+	if ce := s.log.Check(zapcore.DebugLevel, "verified"); ce != nil {
+		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldIssuer, res.Source),
+			zap.String(fieldJTI, res.InnerClaims.ID), zap.Bool(fieldCached, hit))
+	}
+	s.forward(w, r, ri, ReasonOK)
+}
+
+// checkRoutes applies every route whose prefix matches the raw path (and
+// method): the inner token needs one of the route's scopes.
+func (s *Sidecar) checkRoutes(method, path string, c *Claims) *Failure {
+	for i := range s.cfg.Routes {
+		rt := &s.cfg.Routes[i]
+		if !strings.HasPrefix(path, rt.PathPrefix) {
+			continue
+		}
+		if len(rt.Methods) > 0 && !containsFold(rt.Methods, method) {
+			continue
+		}
+		if !c.covers(rt.Scopes) {
+			return insufficient(ReasonRouteScope, descRouteScope, rt.Scopes)
+		}
+	}
+	return nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// forward proxies the request. The inbound request is never modified: an
+// h2c upgrade is refused by forwarding a clone without it (RFC 9110 lets a
+// server ignore Upgrade).
+func (s *Sidecar) forward(w http.ResponseWriter, r *http.Request, ri *requestInfo, reason Reason) {
+	if isH2CUpgrade(r.Header) {
+		r = r.Clone(r.Context())
+		r.Header.Del("Upgrade")
+		r.Header.Del("Http2-Settings")
+	}
+	s.proxy.ServeHTTP(w, r)
+	if ri.failed {
+		return
+	}
+	if ri.public {
+		s.metrics.request(outcomePublic, reason)
+		return
+	}
+	s.metrics.request(outcomeForwarded, reason)
+}
+
+func isH2CUpgrade(h http.Header) bool {
+	for _, v := range h.Values("Upgrade") {
+		for _, p := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "h2c") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fail answers with f, counts and logs it.
+func (s *Sidecar) fail(w http.ResponseWriter, r *http.Request, ri *requestInfo, f *Failure) {
+	s.metrics.request(outcomeOf(f.Status), f.Reason)
+	lvl := zapcore.DebugLevel
+	if f.Status >= 500 {
+		lvl = zapcore.WarnLevel
+	}
+	if ce := s.log.Check(lvl, "request refused"); ce != nil {
+		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(f.Reason)),
+			zap.Int(fieldStatus, f.Status), zap.String(fieldMethod, r.Method))
+	}
+	writeFailure(w, s.api.Name, ri.id, f)
+}
+
+// failToken is fail for a token that failed verification: the log line
+// also has the token's kind and fingerprint (never the token).
+func (s *Sidecar) failToken(w http.ResponseWriter, r *http.Request, ri *requestInfo, f *Failure, token string) {
+	s.metrics.request(outcomeOf(f.Status), f.Reason)
+	lvl := zapcore.DebugLevel
+	if f.Status >= 500 {
+		lvl = zapcore.WarnLevel
+	}
+	if ce := s.log.Check(lvl, "token refused"); ce != nil {
+		kind := "outer"
+		if f.Inner {
+			kind = "inner"
+		}
+		fields := []zap.Field{zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(f.Reason)),
+			zap.Int(fieldStatus, f.Status), zap.String(fieldTokenKind, kind), zap.String(fieldTokenFP, fingerprint(token)),
+			zap.String(fieldMethod, r.Method)}
+		if f.Err != nil {
+			fields = append(fields, zap.Error(f.Err))
+		}
+		ce.Write(fields...)
+	}
+	writeFailure(w, s.api.Name, ri.id, f)
+}
+
+// fingerprint is the first 8 hex characters of the token's SHA-256.
+func fingerprint(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:4])
+}
+
+// rewrite builds the upstream request: the upstream URL with the path
+// exactly as received, client-sent forwarding headers replaced, credentials
+// and suspicious headers removed, and the inner token injected. Rewrite
+// (unlike Director) runs after hop-by-hop headers are removed, so a
+// Connection header cannot remove what is set here.
+func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
+	ri := infoFrom(pr.In.Context())
+	pr.SetURL(s.upstream)
+	out := pr.Out
+	h := out.Header
+	for name := range h {
+		if strings.ContainsRune(name, '_') || strings.HasPrefix(strings.ToLower(name), "x-forwarded-") {
+			delete(h, name)
+		}
+	}
+	for _, name := range []string{"Forwarded", "X-Real-Ip", "Proxy-Authorization", "Authorization", "X-Request-Id"} {
+		h.Del(name)
+	}
+	for _, name := range s.strip {
+		h.Del(name)
+	}
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		h.Set("X-Forwarded-For", ip)
+		h.Set("X-Real-Ip", ip)
+	}
+	h.Set("X-Forwarded-Host", pr.In.Host)
+	if pr.In.TLS != nil {
+		h.Set("X-Forwarded-Proto", "https")
+	} else {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	h.Set("X-Request-Id", ri.id)
+	if !ri.public && ri.inner != "" {
+		h.Set("Authorization", "Bearer "+ri.inner)
+	}
+	// Trailers may not name a header the sidecar sets or removes.
+	for name := range out.Trailer {
+		if setBySidecar(name) {
+			delete(out.Trailer, name)
+		}
+	}
+}
+
+func setBySidecar(name string) bool {
+	l := strings.ToLower(name)
+	switch l {
+	case "authorization", "proxy-authorization", "forwarded", "x-real-ip", "x-request-id", "host", "cookie":
+		return true
+	}
+	return strings.HasPrefix(l, "x-forwarded-") || strings.ContainsRune(l, '_')
+}
+
+// modifyResponse keeps the sidecar's X-Request-Id as the only one.
+func modifyResponse(resp *http.Response) error {
+	resp.Header.Del("X-Request-Id")
+	return nil
+}
+
+// proxyError renders upstream failures: 504 past upstream_timeout, 502
+// otherwise.
+func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	ri := infoFrom(r.Context())
+	ri.failed = true
+	status, code, desc, reason := http.StatusBadGateway, codeBadGateway, descBadGateway, ReasonUpstreamRefused
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		reason = ReasonClientGone
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		status, code, desc, reason = http.StatusGatewayTimeout, codeGatewayTimeout, descGatewayTimout, ReasonUpstreamTimeout
+	}
+	s.metrics.request(outcomeUpstream, reason)
+	lvl := zapcore.WarnLevel
+	if reason == ReasonClientGone {
+		lvl = zapcore.DebugLevel
+	}
+	if ce := s.log.Check(lvl, "upstream failed"); ce != nil {
+		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(reason)), zap.Int(fieldStatus, status), zap.Error(err))
+	}
+	writeJSONError(w, status, ri.id, code, desc)
+}
+
+// rawPath returns the request's path as sent, and whether it is acceptable:
+// already clean (no dot segments, no empty segments but a final one), and
+// without %2F, %5C, %2E, %00, backslash or semicolon.
+func rawPath(r *http.Request) (string, bool) {
+	raw := r.RequestURI
+	if !strings.HasPrefix(raw, "/") {
+		if r.URL == nil || r.URL.Host == "" {
+			return "", false // "*" or garbage
+		}
+		raw = r.URL.EscapedPath()
+	}
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	if raw == "" || raw[0] != '/' {
+		return "", false
+	}
+	if strings.ContainsAny(raw, "\\;#") {
+		return "", false
+	}
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] != '%' {
+			continue
+		}
+		switch strings.ToLower(raw[i+1 : i+3]) {
+		case "2f", "5c", "2e", "00":
+			return "", false
+		}
+	}
+	segs := strings.Split(raw[1:], "/")
+	for i, seg := range segs {
+		if seg == "." || seg == ".." {
+			return "", false
+		}
+		if seg == "" && i != len(segs)-1 {
+			return "", false
+		}
+	}
+	return raw, true
+}
+
+// hasQueryToken reports an access_token query parameter (RFC 6750 2.3),
+// which is refused.
+func hasQueryToken(rawQuery string) bool {
+	if !strings.Contains(rawQuery, "access_token") && !strings.Contains(strings.ToLower(rawQuery), "access%5ftoken") {
+		return false
+	}
+	for _, kv := range strings.Split(rawQuery, "&") {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.EqualFold(strings.ReplaceAll(strings.ToLower(k), "%5f", "_"), "access_token") {
+			return true
+		}
+	}
+	return false
+}
+
+// bearer extracts the token of the one Authorization header (RFC 6750 2.1).
+func bearer(h http.Header) (string, *Failure) {
+	vals := h.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return "", &Failure{Status: http.StatusUnauthorized, Code: codeUnauthorized, Description: descMissing, Reason: ReasonMissingToken}
+	case 1:
+	default:
+		return "", badRequest(ReasonSeveralHeaders)
+	}
+	v := vals[0]
+	scheme, rest, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", &Failure{Status: http.StatusUnauthorized, Code: codeUnauthorized, Description: descMissing, Reason: ReasonOtherScheme}
+	}
+	token := strings.TrimLeft(rest, " ")
+	if !isB64Token(token) {
+		return "", badRequest(ReasonMalformedHeader)
+	}
+	return token, nil
+}
+
+// isB64Token checks RFC 6750's b64token: 1*( ALPHA / DIGIT / "-" / "." /
+// "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// requestID returns the client's X-Request-Id when there is exactly one and
+// it is well-formed (1 to 128 of [A-Za-z0-9._:-]), else a new random one.
+func requestID(vals []string) string {
+	if len(vals) == 1 && validRequestID(vals[0]) {
+		return vals[0]
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

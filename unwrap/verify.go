@@ -1,0 +1,527 @@
+package unwrap
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unsafe"
+
+	"github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
+
+	"github.com/embedtoken/embedtoken/catalog"
+)
+
+// typAccessToken is the typ of inner tokens (RFC 9068), normalized.
+const typAccessToken = "at+jwt"
+
+// Result is a verified request token: the inner token to forward and what
+// was learned verifying it. A Result is immutable and may be shared (the
+// cache hands the same one to many requests).
+type Result struct {
+	// Inner is the inner token for this API: what is forwarded upstream.
+	Inner string
+	// Outer are the outer token's claims (Embedded dropped); for a minter
+	// token presented directly, the same claims as InnerClaims.
+	Outer *Claims
+	// InnerClaims are the inner token's claims.
+	InnerClaims *Claims
+	// Source is the trust name the outer token came from, "minter" for a
+	// calling API's token, or "direct" for this API's own minter token.
+	Source string
+	// Expiry is the earliest exp involved: the result is not valid after it.
+	Expiry time.Time
+}
+
+// Sources of a Result besides trust names.
+const (
+	SourceMinter = "minter"
+	SourceDirect = "direct"
+)
+
+// Introspector verifies opaque (non-JWT) outer tokens, for introspection
+// trusts (phantom tokens). Introspect returns the outer token's claims with
+// Embedded read at the trust's claim path; ok is false when the token is not
+// one it handles. A dependency failure must be returned as an error that
+// matches ErrUnavailable, an inactive token as one that matches
+// ErrInvalidToken.
+type Introspector interface {
+	Introspect(ctx context.Context, token string) (claims *Claims, ok bool, err error)
+}
+
+// Exchanger obtains an inner token by RFC 8693 token exchange when the
+// outer token holds none for this API (but covers it) or holds an expired
+// one. The token it returns is verified like an embedded one.
+type Exchanger interface {
+	Exchange(ctx context.Context, subjectToken, audience string) (string, error)
+}
+
+// Verifier verifies request tokens for one API. It is safe for concurrent
+// use; its key sets must be started (Start) to stay fresh.
+type Verifier struct {
+	api           *catalog.API
+	minterIssuer  string
+	minterClaim   []string
+	minterAlgs    []jose.SignatureAlgorithm
+	leeway        time.Duration
+	maxTokenBytes int
+	now           func() time.Time
+	minter        *keySet
+	trusts        []*trustVerifier
+	callers       map[string]bool // audiences of the APIs that call this one
+	introspector  Introspector
+	exchanger     Exchanger
+	cache         *tokenCache
+	metrics       *metrics
+	log           *zap.Logger
+
+	lifecycle
+}
+
+type trustVerifier struct {
+	t     *catalog.Trust
+	keys  *keySet
+	typ   []string
+	claim []string
+}
+
+// newVerifier builds the verifier of api from the catalog. It starts
+// nothing.
+func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, m *metrics, log *zap.Logger) (*Verifier, error) {
+	if cat.Minter == nil {
+		return nil, errors.New("catalog has no minter")
+	}
+	v := &Verifier{
+		api:           api,
+		minterIssuer:  cat.Minter.Issuer,
+		minterClaim:   []string{cat.Minter.Claim},
+		minterAlgs:    cat.Minter.Algorithms,
+		leeway:        catalog.DefaultLeeway,
+		maxTokenBytes: catalog.DefaultMaxTokenBytes,
+		now:           opts.now(),
+		callers:       map[string]bool{},
+		introspector:  opts.Introspector,
+		exchanger:     opts.Exchanger,
+		metrics:       m,
+		log:           log,
+	}
+	if v.minterClaim[0] == "" {
+		v.minterClaim[0] = catalog.DefaultClaim
+	}
+	if sc := cat.Sidecar; sc != nil {
+		v.leeway = max(sc.Leeway, 0) // the catalog applies the default
+		if sc.MaxTokenBytes > 0 {
+			v.maxTokenBytes = sc.MaxTokenBytes
+		}
+		v.cache = newTokenCache(sc.CacheEntries) // zero: no cache
+	} else {
+		v.cache = newTokenCache(catalog.DefaultCacheEntries)
+	}
+	if api != nil {
+		for _, c := range cat.Callers(api.Name) {
+			v.callers[c.Audience] = true
+		}
+	}
+	flush := func() {
+		v.cache.flush()
+		m.flushed()
+	}
+	mk := func(name, url, file, caFile string, refresh, minRefetch time.Duration) (*keySet, error) {
+		client, err := httpClientFor(caFile, opts.jwksTransport())
+		if err != nil {
+			return nil, fmt.Errorf("key set of %s: %w", name, err)
+		}
+		if refresh <= 0 {
+			refresh = catalog.DefaultJWKSRefresh
+		}
+		if minRefetch <= 0 {
+			minRefetch = catalog.DefaultJWKSMinRefetch
+		}
+		return &keySet{name: name, url: url, file: file, client: client, refresh: refresh, minRefetch: minRefetch,
+			now: v.now, log: log, metrics: m, onChange: flush}, nil
+	}
+	var err error
+	mi := cat.Minter
+	if v.minter, err = mk(SourceMinter, mi.JWKSURL, mi.JWKSFile, mi.CAFile, 0, 0); err != nil {
+		return nil, err
+	}
+	for _, t := range cat.Trusts {
+		if t.Introspection() {
+			// Opaque tokens of introspection trusts reach opts.Introspector;
+			// such a trust has no key set to load.
+			continue
+		}
+		tv := &trustVerifier{t: t, typ: t.Typ, claim: t.Claim}
+		if len(tv.typ) == 0 {
+			tv.typ = []string{typAccessToken}
+		}
+		if len(tv.claim) == 0 {
+			tv.claim = v.minterClaim
+		}
+		if tv.keys, err = mk(t.Name, t.JWKSURL, t.JWKSFile, t.CAFile, t.JWKSRefresh, t.JWKSMinRefetch); err != nil {
+			return nil, err
+		}
+		v.trusts = append(v.trusts, tv)
+	}
+	return v, nil
+}
+
+// keySets returns every key set: the minter's first.
+func (v *Verifier) keySets() []*keySet {
+	out := []*keySet{v.minter}
+	for _, t := range v.trusts {
+		out = append(out, t.keys)
+	}
+	return out
+}
+
+// tokenKey is the cache key of a token: its full SHA-256.
+func tokenKey(token string) cacheKey {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
+
+// Verify verifies a request's bearer token for this API and returns the
+// inner token to forward. Errors are *Failure values matching the package's
+// sentinels (ErrInvalidToken, ErrInsufficientScope, ErrUnavailable). A
+// cached result costs no cryptography.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Result, error) {
+	r, _, err := v.verifyCached(ctx, token)
+	return r, err
+}
+
+// verifyCached is Verify that also reports a cache hit.
+func (v *Verifier) verifyCached(ctx context.Context, token string) (*Result, bool, error) {
+	if len(token) > v.maxTokenBytes {
+		return nil, false, invalid(ReasonTooLarge, nil)
+	}
+	now := v.now()
+	key := tokenKey(token)
+	if r, ok := v.cache.get(&key, now); ok {
+		v.metrics.cache(true)
+		return r, true, nil
+	}
+	v.metrics.cache(false)
+	start := time.Now()
+	r, f := v.verify(ctx, token, now)
+	v.metrics.verified(time.Since(start), f == nil)
+	if f != nil {
+		return nil, false, f
+	}
+	if now.Before(r.Expiry) {
+		v.cache.put(&key, r, r.Expiry)
+	}
+	return r, false, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Result, *Failure) {
+	if v.api == nil {
+		return nil, invalid(ReasonNotCaller, errors.New("verifier has no API"))
+	}
+	if v.introspector != nil && !looksLikeJWS(token) {
+		return v.verifyOpaque(ctx, token, now)
+	}
+	p, f := parseToken(token)
+	if f != nil {
+		return nil, f
+	}
+	if p.claims.Issuer == v.minterIssuer {
+		return v.verifyMinterOuter(ctx, token, p, now)
+	}
+	tv := v.trustFor(p.claims.Issuer)
+	if tv == nil {
+		return nil, invalid(ReasonUnknownIssuer, nil)
+	}
+	outer, f := v.verifyTrust(ctx, token, p, tv, now)
+	if f != nil {
+		return nil, f
+	}
+	if !v.api.Exposed {
+		return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
+	}
+	return v.innerFrom(ctx, token, outer, tv.t.Name, now)
+}
+
+// VerifyOuter verifies token as an outer token from a JWKS trust issuer
+// only (a minter token is refused) and returns its claims, Embedded
+// included. It is what a token exchange endpoint needs for subject tokens.
+func (v *Verifier) VerifyOuter(ctx context.Context, token string) (*Claims, error) {
+	if len(token) > v.maxTokenBytes {
+		return nil, invalid(ReasonTooLarge, nil)
+	}
+	p, f := parseToken(token)
+	if f != nil {
+		return nil, f
+	}
+	tv := v.trustFor(p.claims.Issuer)
+	if tv == nil {
+		return nil, invalid(ReasonUnknownIssuer, nil)
+	}
+	c, f := v.verifyTrust(ctx, token, p, tv, v.now())
+	if f != nil {
+		return nil, f
+	}
+	return c, nil
+}
+
+func looksLikeJWS(token string) bool {
+	n := 0
+	for i := 0; i < len(token); i++ {
+		if token[i] == '.' {
+			n++
+		}
+	}
+	return n == 2
+}
+
+func (v *Verifier) trustFor(iss string) *trustVerifier {
+	for _, tv := range v.trusts {
+		if tv.t.Issuer == iss {
+			return tv
+		}
+	}
+	return nil
+}
+
+// verifyOpaque hands an opaque token to the Introspector.
+func (v *Verifier) verifyOpaque(ctx context.Context, token string, now time.Time) (*Result, *Failure) {
+	c, ok, err := v.introspector.Introspect(ctx, token)
+	switch {
+	case err != nil && errors.Is(err, ErrUnavailable):
+		return nil, unavailable(ReasonDependency, err)
+	case err != nil:
+		return nil, invalid(ReasonOpaque, err)
+	case !ok || c == nil:
+		return nil, invalid(ReasonMalformed, errDots)
+	}
+	if !v.api.Exposed {
+		return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
+	}
+	return v.innerFrom(ctx, token, c, "introspection", now)
+}
+
+// verifyTrust verifies an outer token from a JWKS trust issuer.
+func (v *Verifier) verifyTrust(ctx context.Context, token string, p *parsed, tv *trustVerifier, now time.Time) (*Claims, *Failure) {
+	alg := jose.SignatureAlgorithm(p.header.Alg)
+	if !slices.Contains(tv.t.Algorithms, alg) {
+		return nil, invalid(ReasonAlgNotAllowed, nil)
+	}
+	if !slices.Contains(tv.typ, p.header.normTyp()) {
+		return nil, invalid(ReasonTyp, nil)
+	}
+	if f := v.checkSignature(ctx, token, p, tv.keys, alg); f != nil {
+		return nil, f
+	}
+	c := &p.claims
+	if c.Issuer != tv.t.Issuer {
+		return nil, invalid(ReasonUnknownIssuer, nil)
+	}
+	if f := v.checkTimes(c, now, false); f != nil {
+		return nil, f
+	}
+	if c.Subject == "" || c.ID == "" || c.ClientID == "" || !c.HasScopeClaim {
+		return nil, invalid(ReasonMissingClaim, errors.New("an access token needs sub, jti, client_id and scope or scp"))
+	}
+	if len(tv.t.Audience) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(tv.t.Audience, a) }) {
+		return nil, invalid(ReasonAudience, nil)
+	}
+	m, err := embedded(p.rawPayload, tv.claim)
+	if err != nil {
+		return nil, invalid(ReasonEmbeddedType, err)
+	}
+	c.Embedded = m
+	return c, nil
+}
+
+// verifyMinterToken verifies a token the minter signed: allowed alg, typ
+// at+jwt, a key from the minter's key set, iss, exp, nbf, iat, jti, sub,
+// client_id, and one audience.
+func (v *Verifier) verifyMinterToken(ctx context.Context, token string, now time.Time) (*parsed, *Failure) {
+	if len(token) > v.maxTokenBytes {
+		return nil, invalid(ReasonTooLarge, nil)
+	}
+	p, f := parseToken(token)
+	if f != nil {
+		return nil, f
+	}
+	return p, v.checkMinter(ctx, token, p, now)
+}
+
+func (v *Verifier) checkMinter(ctx context.Context, token string, p *parsed, now time.Time) *Failure {
+	alg := jose.SignatureAlgorithm(p.header.Alg)
+	if !slices.Contains(v.minterAlgs, alg) {
+		return invalid(ReasonAlgNotAllowed, nil)
+	}
+	if p.header.normTyp() != typAccessToken {
+		return invalid(ReasonTyp, nil)
+	}
+	if f := v.checkSignature(ctx, token, p, v.minter, alg); f != nil {
+		return f
+	}
+	c := &p.claims
+	if c.Issuer != v.minterIssuer {
+		return invalid(ReasonUnknownIssuer, nil)
+	}
+	if f := v.checkTimes(c, now, true); f != nil {
+		return f
+	}
+	if c.Subject == "" || c.ID == "" || c.ClientID == "" {
+		return invalid(ReasonMissingClaim, errors.New("a minter token needs sub, jti and client_id"))
+	}
+	if len(c.Audience) != 1 {
+		return invalid(ReasonAudience, errors.New("a minter token has exactly one audience"))
+	}
+	return nil
+}
+
+// verifyMinterOuter handles a minter token presented to this sidecar: this
+// API's own token (accepted as it is, unless the API is not exposed), or a
+// calling API's token holding ours in its embedded map.
+func (v *Verifier) verifyMinterOuter(ctx context.Context, token string, p *parsed, now time.Time) (*Result, *Failure) {
+	if f := v.checkMinter(ctx, token, p, now); f != nil {
+		return nil, f
+	}
+	c := &p.claims
+	aud := c.Audience[0]
+	if aud == v.api.Audience {
+		if !v.api.Exposed {
+			return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
+		}
+		return &Result{Inner: token, Outer: c, InnerClaims: c, Source: SourceDirect, Expiry: c.Expiry}, nil
+	}
+	if !v.callers[aud] {
+		return nil, invalid(ReasonNotCaller, nil)
+	}
+	m, err := embedded(p.rawPayload, v.minterClaim)
+	if err != nil {
+		return nil, invalid(ReasonEmbeddedType, err)
+	}
+	c.Embedded = m
+	return v.innerFrom(ctx, token, c, SourceMinter, now)
+}
+
+// innerFrom takes this API's inner token out of the outer token's embedded
+// map and verifies it (DESIGN.md, Sidecar behaviour, steps 3 and 5).
+func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Claims, source string, now time.Time) (*Result, *Failure) {
+	inner, ok := outer.Embedded[v.api.Name]
+	outer.Embedded = nil // the result must not keep every other API's token
+	if !ok {
+		if !outer.covers(v.api.Scopes) {
+			return nil, insufficient(ReasonNoScope, descNoScope, v.api.Scopes)
+		}
+		if v.exchanger != nil {
+			return v.exchange(ctx, outerToken, outer, source, now)
+		}
+		return nil, renew(ReasonPredatesAPI, descPredates)
+	}
+	ic, f := v.checkInner(ctx, inner, outer, now)
+	if f != nil && f.Reason == ReasonExpired {
+		if v.exchanger != nil {
+			return v.exchange(ctx, outerToken, outer, source, now)
+		}
+		f = renew(ReasonInnerExpired, descInnerExpired)
+	}
+	if f != nil {
+		f.Inner = true
+		return nil, f
+	}
+	return &Result{Inner: inner, Outer: outer, InnerClaims: ic, Source: source, Expiry: earliest(outer.Expiry, ic.Expiry)}, nil
+}
+
+// checkInner verifies an inner token for this API against outer.
+func (v *Verifier) checkInner(ctx context.Context, inner string, outer *Claims, now time.Time) (*Claims, *Failure) {
+	p, f := v.verifyMinterToken(ctx, inner, now)
+	if f != nil {
+		return nil, f
+	}
+	ic := &p.claims
+	if ic.Audience[0] != v.api.Audience {
+		return nil, invalid(ReasonAudience, nil)
+	}
+	if ic.Subject != outer.Subject || ic.ClientID != outer.ClientID {
+		return nil, invalid(ReasonSubjectMismatch, nil)
+	}
+	ic.Embedded = nil
+	return ic, nil
+}
+
+// exchange obtains the inner token through the Exchanger.
+func (v *Verifier) exchange(ctx context.Context, outerToken string, outer *Claims, source string, now time.Time) (*Result, *Failure) {
+	tok, err := v.exchanger.Exchange(ctx, outerToken, v.api.Audience)
+	if err != nil {
+		var f *Failure
+		if errors.As(err, &f) {
+			return nil, f
+		}
+		return nil, unavailable(ReasonDependency, err)
+	}
+	ic, f := v.checkInner(ctx, tok, outer, now)
+	if f != nil {
+		f.Inner = true
+		return nil, f
+	}
+	return &Result{Inner: tok, Outer: outer, InnerClaims: ic, Source: source, Expiry: earliest(outer.Expiry, ic.Expiry)}, nil
+}
+
+func renew(r Reason, desc string) *Failure {
+	f := invalid(r, nil)
+	f.Description = desc
+	return f
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// checkSignature finds the key (by kid, from ks only) and verifies the
+// signature with go-jose, allowing alg alone.
+func (v *Verifier) checkSignature(ctx context.Context, token string, p *parsed, ks *keySet, alg jose.SignatureAlgorithm) *Failure {
+	key, err := ks.key(ctx, p.header.Kid, alg)
+	if err != nil {
+		switch {
+		case errors.Is(err, errKeysUnavailable):
+			return unavailable(ReasonKeysUnavailable, err)
+		case errors.Is(err, errAmbiguousKey):
+			return invalid(ReasonAmbiguousKey, err)
+		case errors.Is(err, errKeyAlg):
+			return invalid(ReasonKeyAlg, err)
+		}
+		return invalid(ReasonUnknownKid, err)
+	}
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{alg})
+	if err != nil {
+		return invalid(ReasonMalformed, err)
+	}
+	if _, err := jws.Verify(key.Key); err != nil {
+		return invalid(ReasonSignature, err)
+	}
+	return nil
+}
+
+// checkTimes checks exp (required), nbf and, for minter tokens, iat
+// (required, not in the future), with leeway.
+func (v *Verifier) checkTimes(c *Claims, now time.Time, minter bool) *Failure {
+	if c.Expiry.IsZero() {
+		return invalid(ReasonMissingClaim, errors.New("exp is required"))
+	}
+	if !now.Before(c.Expiry.Add(v.leeway)) {
+		return invalid(ReasonExpired, nil)
+	}
+	if !c.NotBefore.IsZero() && now.Add(v.leeway).Before(c.NotBefore) {
+		return invalid(ReasonNotYetValid, nil)
+	}
+	if minter {
+		if c.IssuedAt.IsZero() {
+			return invalid(ReasonMissingClaim, errors.New("iat is required"))
+		}
+		if now.Add(v.leeway).Before(c.IssuedAt) {
+			return invalid(ReasonIssuedInFuture, nil)
+		}
+	}
+	return nil
+}
