@@ -22,7 +22,7 @@ type stubHook struct {
 	key    string
 
 	mu     sync.Mutex
-	status int            // answer with this status instead of 200 when set
+	status int // answer with this status instead of 200 when set
 	calls  int
 	last   map[string]any // last body
 	gotKey string         // last value of the api key header

@@ -82,21 +82,24 @@ type hydraOptions struct {
 	AccessToken string
 	// AccessTokenTTL is ttl.access_token. If empty, 1h.
 	AccessTokenTTL string
+	// PublicAddr and AdminAddr are the listeners' host:port; if empty, free
+	// loopback ports. The issuer is http://<PublicAddr>.
+	PublicAddr, AdminAddr string
 }
 
 // hydra is a running Ory Hydra v2.3.0 (`serve all --dev`, dsn memory) on two
 // free loopback ports. Every start makes new signing keys and forgets every
 // client: that is what restart tests rely on.
 type hydra struct {
-	bin       string
-	opts      hydraOptions
-	public    string // host:port of the public listener
-	admin     string // host:port of the admin listener
-	issuer    string // urls.self.issuer: http://<public>
-	cfgPath   string
-	p         *proc
-	starts    int
-	client    *http.Client
+	bin     string
+	opts    hydraOptions
+	public  string // host:port of the public listener
+	admin   string // host:port of the admin listener
+	issuer  string // urls.self.issuer: http://<public>
+	cfgPath string
+	p       *proc
+	starts  int
+	client  *http.Client
 }
 
 // startHydra writes a configuration for opts and starts Hydra, waiting until
@@ -105,6 +108,12 @@ func startHydra(t *testing.T, opts hydraOptions) *hydra {
 	t.Helper()
 	bin := needHydra(t)
 	addrs := freeAddrs(t, 2)
+	if opts.PublicAddr != "" {
+		addrs[0] = opts.PublicAddr
+	}
+	if opts.AdminAddr != "" {
+		addrs[1] = opts.AdminAddr
+	}
 	h := &hydra{
 		bin:     bin,
 		opts:    opts,

@@ -155,7 +155,7 @@ func (p *proc) log() string {
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
 	if err := p.terminate(); err != nil {
-		t.Fatalf("%s: %v\n%s", p.name, err, p.tail(logTailLines))
+		t.Fatalf("%s: %v (log: %s)", p.name, err, p.logPath)
 	}
 }
 
@@ -199,7 +199,7 @@ func exitText(err error) string {
 func (p *proc) waitHTTP(t *testing.T, url string) {
 	t.Helper()
 	if err := p.waitReady(url, readyTimeout); err != nil {
-		t.Fatalf("%s not ready: %v\n--- %s:\n%s", p.name, err, p.logPath, p.tail(logTailLines))
+		t.Fatalf("%s not ready: %v (log: %s)", p.name, err, p.logPath)
 	}
 }
 
