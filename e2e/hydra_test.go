@@ -23,7 +23,8 @@ const (
 	// envHydra set to 1 runs the tests that need a real Ory Hydra.
 	envHydra = "EMBEDTOKEN_E2E_HYDRA"
 	// envHydraBin names a prebuilt Hydra v2.3.0 binary (built with the
-	// sqlite tags); without it the tests run e2e/hydra/build.sh.
+	// sqlite tags), absolute or relative to the repository root; without
+	// it the tests run e2e/hydra/build.sh.
 	envHydraBin = "EMBEDTOKEN_HYDRA_BIN"
 )
 
@@ -49,7 +50,15 @@ func needHydra(t *testing.T) string {
 	}
 	hydraBuild.once.Do(func() {
 		if bin := os.Getenv(envHydraBin); bin != "" {
-			hydraBuild.bin, hydraBuild.err = filepath.Abs(bin)
+			// go test runs in e2e/: a relative path is taken from the
+			// repository root, where .ci/run and developers stand.
+			if !filepath.IsAbs(bin) {
+				bin = filepath.Join(repoRoot, bin)
+			}
+			if _, err := os.Stat(bin); err != nil {
+				hydraBuild.err = fmt.Errorf("%s: %w", envHydraBin, err)
+			}
+			hydraBuild.bin = bin
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), hydraBuildTimeout)
