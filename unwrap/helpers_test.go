@@ -97,7 +97,7 @@ type jwksServer struct {
 	maxAge int
 }
 
-func newJWKSServer(t *testing.T, keys ...*signingKey) *jwksServer {
+func newJWKSServer(t testing.TB, keys ...*signingKey) *jwksServer {
 	s := &jwksServer{}
 	for _, k := range keys {
 		s.keys = append(s.keys, k.jwk())
@@ -147,7 +147,7 @@ type upstream struct {
 	handle func(w http.ResponseWriter, r *http.Request)
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t testing.TB) *upstream {
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
@@ -186,7 +186,7 @@ func (u *upstream) count() int {
 
 // env is one sidecar under test with its issuers, keys and upstream.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *clock
 	idpKey   *signingKey // RS256, trust "idp"
 	hydraKey *signingKey // RS256, trust "hydra" (typ JWT, ext.embedded_tokens)
@@ -268,7 +268,7 @@ sidecar {
 }
 `
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	if o.api == "" {
 		o.api = "orders"
