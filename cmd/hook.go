@@ -3,9 +3,240 @@ package cmd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/mint"
 )
 
-func runHook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("hook: not implemented yet")
+// hookPollInterval is how often the hook looks for changed configuration
+// and key files.
+const hookPollInterval = time.Second
+
+// runHook runs the issuer plugin: the private listener (the issuer's hooks),
+// the public one (JWKS, metadata) and the admin one (/healthz, /readyz,
+// /metrics). SIGHUP or a changed configuration or key file reloads; a
+// broken new configuration keeps the last good one.
+func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlags("hook", "hook --config PATH [--config PATH]... [--log-level info]", stderr)
+	var configs stringList
+	fs.Var(&configs, "config", "configuration file or folder (repeatable)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	cat, err := loadCatalog(configs, catalog.KeysRequire, stderr)
+	if err != nil {
+		return err
+	}
+	if err := checkHookBlock(cat); err != nil {
+		return &configError{msg: err.Error()}
+	}
+
+	reg := newRegistry()
+	metrics, err := mint.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	rt := &hookRuntime{configs: configs, log: log, metrics: metrics}
+	rt.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "embedtoken_hook_reloads_total",
+		Help: "Configuration reloads, by result (ok, error).",
+	}, []string{"result"})
+	reg.MustRegister(rt.reloads)
+	m, err := mint.New(cat, &mint.Options{Logger: log, Metrics: metrics})
+	if err != nil {
+		return &configError{msg: err.Error()}
+	}
+	rt.cur.Store(m)
+	logLoaded(log, cat, m)
+
+	h := cat.Hook
+	hopts := &mint.HandlerOptions{Logger: log, Metrics: metrics}
+	servers := []*server{
+		{name: "private", addr: h.Listen, tls: h.TLS, srv: newHTTPServer(mint.NewHookHandler(rt.cur.Load, hopts), log, 0)},
+		{name: "public", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(mint.NewPublicMux(rt.cur.Load, hopts), log, 0)},
+		{name: "admin", addr: h.AdminListen, srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
+	}
+	if err := listen(servers); err != nil {
+		return err
+	}
+	rt.listen = [3]string{h.Listen, h.PublicListen, h.AdminListen}
+
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rt.watch(wctx, cat)
+	}()
+	err = serve(ctx, log, catalog.DefaultShutdownTimeout, servers)
+	stop()
+	<-done
+	return err
+}
+
+// checkHookBlock refuses a configuration the hook cannot run with.
+func checkHookBlock(cat *catalog.Catalog) error {
+	switch {
+	case cat.Hook == nil:
+		return errors.New("the configuration has no hook block")
+	case cat.Hook.APIKey.Empty():
+		return errors.New("hook.api_key is empty: set it (env(\"EMBEDTOKEN_HOOK_KEY\")) before starting the hook")
+	case cat.Hook.Listen == "" || cat.Hook.PublicListen == "" || cat.Hook.AdminListen == "":
+		return errors.New("the hook block needs listen, public_listen and admin_listen")
+	}
+	return nil
+}
+
+// logLoaded logs a loaded configuration's counts: lifecycle, info level.
+func logLoaded(log *zap.Logger, cat *catalog.Catalog, m *mint.Minter) {
+	log.Info("catalog loaded",
+		zap.Int("files", len(cat.Files)),
+		zap.Int("apis", len(cat.APIs)),
+		zap.Int("exposed", len(cat.Roots())),
+		zap.Int("signing_keys", len(cat.Minter.SigningKeys)),
+		zap.String("kid", m.KeyID()),
+		zap.Bool("generic", cat.Hook.Generic),
+		zap.String("api_key_fp", cat.Hook.APIKey.Fingerprint()))
+}
+
+// hookRuntime is the hook's reloadable state: the current Minter, read by
+// every request through an atomic pointer.
+type hookRuntime struct {
+	configs []string
+	log     *zap.Logger
+	metrics *mint.Metrics
+	reloads *prometheus.CounterVec
+	cur     atomic.Pointer[mint.Minter]
+	listen  [3]string
+}
+
+// watch reloads on SIGHUP and whenever a configuration or key file (or a
+// configuration folder) changes, until ctx is done.
+func (rt *hookRuntime) watch(ctx context.Context, cat *catalog.Catalog) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	tick := time.NewTicker(hookPollInterval)
+	defer tick.Stop()
+	seen := snapshot(rt.watched(cat))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			rt.log.Info("reloading", zap.String("reason", "sighup"))
+		case <-tick.C:
+			if now := snapshot(seen.paths()); now.equal(seen) {
+				continue
+			}
+			rt.log.Info("reloading", zap.String("reason", "file_changed"))
+		}
+		if next := rt.reload(); next != nil {
+			cat = next
+		}
+		seen = snapshot(rt.watched(cat))
+	}
+}
+
+// watched lists the paths whose change triggers a reload: the --config
+// paths themselves (a folder's mtime changes when a file is added) and
+// every file the last good configuration read.
+func (rt *hookRuntime) watched(cat *catalog.Catalog) []string {
+	out := append([]string{}, rt.configs...)
+	out = append(out, cat.Files...)
+	return append(out, cat.KeyFiles...)
+}
+
+// reload loads the configuration again and swaps the Minter. A broken
+// configuration keeps the last good one: its diagnostics are logged and
+// counted. It returns the new catalog, or nil.
+func (rt *hookRuntime) reload() *catalog.Catalog {
+	cat, _, diags := catalog.LoadFiles(rt.configs, &catalog.Options{Keys: catalog.KeysRequire})
+	for i, d := range diags {
+		lvl := zap.WarnLevel
+		if diags[i : i+1].HasErrors() {
+			lvl = zap.ErrorLevel
+		}
+		rt.log.Check(lvl, "configuration diagnostic").Write(zap.String("diagnostic", diagLine(d)))
+	}
+	fail := func(err error) *catalog.Catalog {
+		rt.reloads.WithLabelValues("error").Inc()
+		rt.log.Error("reload failed: keeping the last good configuration", zap.String("reason", "reload_failed"), zap.Error(err))
+		return nil
+	}
+	if diags.HasErrors() {
+		return fail(fmt.Errorf("configuration has %d error(s)", countErrors(diags)))
+	}
+	if err := checkHookBlock(cat); err != nil {
+		return fail(err)
+	}
+	m, err := mint.New(cat, &mint.Options{Logger: rt.log, Metrics: rt.metrics})
+	if err != nil {
+		return fail(err)
+	}
+	if h := cat.Hook; [3]string{h.Listen, h.PublicListen, h.AdminListen} != rt.listen {
+		rt.log.Warn("listener addresses changed: restart the hook to apply them", zap.String("reason", "listen_changed"))
+	}
+	rt.cur.Store(m)
+	rt.reloads.WithLabelValues("ok").Inc()
+	logLoaded(rt.log, cat, m)
+	return cat
+}
+
+// fileStates is what the watcher compares: each path's modification time
+// and size, or absence.
+type fileStates map[string]fileState
+
+type fileState struct {
+	mod  time.Time
+	size int64
+	ok   bool
+}
+
+func snapshot(paths []string) fileStates {
+	s := make(fileStates, len(paths))
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil {
+			s[p] = fileState{mod: st.ModTime(), size: st.Size(), ok: true}
+		} else {
+			s[p] = fileState{}
+		}
+	}
+	return s
+}
+
+func (s fileStates) paths() []string {
+	out := make([]string, 0, len(s))
+	for p := range s {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (s fileStates) equal(o fileStates) bool {
+	if len(s) != len(o) {
+		return false
+	}
+	for p, a := range s {
+		b, ok := o[p]
+		if !ok || a.ok != b.ok || a.size != b.size || !a.mod.Equal(b.mod) {
+			return false
+		}
+	}
+	return true
 }

@@ -11,6 +11,16 @@ import (
 // jsonString returns s as a JSON string, without HTML escaping (tokens are
 // not HTML; escaping would only make them longer).
 func jsonString(s string) string {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain { // the common case: URLs, names, base64url
+		return `"` + s + `"`
+	}
 	b, err := marshalCompact(s)
 	if err != nil { // a string always marshals
 		panic(err)

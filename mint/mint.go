@@ -1,6 +1,7 @@
 package mint
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -494,7 +496,7 @@ func (st *mintState) mint(ctx context.Context, p *apiPlan, bound int64) (string,
 // iss, aud, sub, client_id, exp, iat, jti, scope, the declared claims in
 // declared order, then the nested map with its keys sorted.
 func (st *mintState) payload(p *apiPlan, exp int64, jti string, nested map[string]string) ([]byte, error) {
-	var b strings.Builder
+	var b bytes.Buffer
 	b.Grow(256 + 600*len(nested))
 	b.WriteByte('{')
 	b.Write(p.prefix)
@@ -502,7 +504,14 @@ func (st *mintState) payload(p *apiPlan, exp int64, jti string, nested map[strin
 	b.WriteString(st.sub)
 	b.WriteString(`,"client_id":`)
 	b.WriteString(st.client)
-	fmt.Fprintf(&b, `,"exp":%d,"iat":%d,"jti":"%s"`, exp, st.now, jti)
+	var num [20]byte
+	b.WriteString(`,"exp":`)
+	b.Write(strconv.AppendInt(num[:0], exp, 10))
+	b.WriteString(`,"iat":`)
+	b.Write(strconv.AppendInt(num[:0], st.now, 10))
+	b.WriteString(`,"jti":"`)
+	b.WriteString(jti)
+	b.WriteByte('"')
 	if len(p.api.Scopes) > 0 {
 		b.WriteString(`,"scope":`)
 		b.WriteString(jsonString(strings.Join(scopeOf(p, st.granted), " ")))
@@ -527,7 +536,7 @@ func (st *mintState) payload(p *apiPlan, exp int64, jti string, nested map[strin
 		b.Write(mapJSON(nested))
 	}
 	b.WriteByte('}')
-	return []byte(b.String()), nil
+	return b.Bytes(), nil
 }
 
 // value returns the compact JSON of the subject's claim name, nil when the
