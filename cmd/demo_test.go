@@ -1,0 +1,32 @@
+package cmd
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestDemo runs `embedtoken demo` on the shipped example in-process: it
+// must exit 0 and show every hop receiving only its own token, a tampered
+// token refused with 401 and an ungranted API with 403.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dozen loopback servers")
+	}
+	code, stdout, stderr := run(t, "demo", "--config", "../hcl")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"orders received a", "aud=https://orders.internal", `scope="orders:read orders:write"`,
+		"billing received a", `scope="billing:charge"`,
+		"ledger received a", "inventory received a",
+		"No service ever received the outer token",
+		"401 Unauthorized", `error="invalid_token"`,
+		"403 Forbidden", `error="insufficient_scope"`, `scope="profile:read"`,
+		"OK",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
