@@ -151,3 +151,13 @@ func TestDevJourney(t *testing.T) {
 
 	st.stopAll(t)
 }
+
+// TestDevMint checks the development issuer's outer token and its tree of
+// inner tokens, without sidecars.
+func TestDevMint(t *testing.T) {
+	st := newStack(t, stackOptions{})
+	st.startHook(t)
+	o := verifyJWT(t, mintOuter(t, st, devSubject, ""), devKeys(t, st), jose.RS256)
+	checkTree(t, o, minterClaim, devSubject, fetchJWKS(t, st.client, st.jwksURL()), "orders", "billing", "ledger", "inventory")
+	st.stopAll(t)
+}

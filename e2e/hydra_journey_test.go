@@ -18,6 +18,40 @@ var (
 	hydraAllowed = []string{"orders:read", "orders:write", "billing:read", "billing:charge", "ledger:append", "inventory:read", "profile:read"}
 )
 
+// TestHydraHookMints checks what `embedtoken hook` adds to Hydra's tokens,
+// without sidecars: the tree of inner tokens under ext.embedded_tokens.
+func TestHydraHookMints(t *testing.T) {
+	needHydra(t)
+	hydraAddrs := freeAddrs(t, 2)
+	st := newStack(t, stackOptions{HydraIssuer: "http://" + hydraAddrs[0]})
+	st.startHook(t)
+	h := startHydra(t, hydraOptions{
+		PublicAddr: hydraAddrs[0], AdminAddr: hydraAddrs[1],
+		HookURL: st.hookURL(), HookHeader: hookHeader, HookKey: st.hookKey,
+	})
+	client := hydraClient{ID: "e2e-client", Secret: "e2e-client-secret-" + randomHex(t, 8), Scope: hydraAllowed, Audience: []string{hydraGateway}}
+	h.createClient(t, client)
+	outer := h.mustToken(t, client, hydraGranted, []string{hydraGateway})
+	o := verifyJWT(t, outer, h.jwks(t), jose.RS256)
+	t.Logf("outer token from Hydra: %d bytes", len(outer))
+	subj := subject{sub: client.ID, clientID: client.ID, granted: hydraGranted}
+	checkTree(t, o, "ext.embedded_tokens", subj, fetchJWKS(t, st.client, st.jwksURL()), "orders", "billing", "ledger")
+
+	// A refresh of the same grant mints fresh inner tokens, never the
+	// previous ones.
+	again := decodeJWT(t, h.mustToken(t, client, hydraGranted, []string{hydraGateway}))
+	if a, b := o.embedded("ext.embedded_tokens")["orders"], again.embedded("ext.embedded_tokens")["orders"]; a == b {
+		t.Error("a second token carries the same inner token as the first")
+	}
+
+	// Fail closed: a hook that is down leaves Hydra without a token to give.
+	st.hook.stop(t)
+	if tr := h.token(t, client, hydraGranted, nil); tr.Status < 500 || tr.AccessToken != "" {
+		t.Errorf("token with the hook down: got %d %q, want a 5xx and no token", tr.Status, tr.Error)
+	}
+	h.stop(t)
+}
+
 // TestHydraJourney runs the whole product on a real Ory Hydra v2.3.0: Hydra
 // calls `embedtoken hook` for every token, and a chain of `embedtoken
 // sidecar`s trusts Hydra's JWT access tokens (trust "hydra" of the shipped

@@ -335,3 +335,29 @@ func waitUntil(t0 time.Time, max time.Duration) {
 		time.Sleep(d)
 	}
 }
+
+// checkTree checks, without any sidecar, the whole tree of inner tokens of
+// an outer token: each verified with the minter's keys and narrowed for its
+// API, nested along the catalog's calls, none outliving its enclosing token.
+// want lists every API that must be found in the tree.
+func checkTree(t *testing.T, outer jwt, claimPath string, subj subject, keys jose.JSONWebKeySet, want ...string) {
+	t.Helper()
+	top := checkTopLevel(t, outer, claimPath, subj.granted)
+	var seen []string
+	var walk func(api, tok string, enclosing time.Time)
+	walk = func(api, tok string, enclosing time.Time) {
+		seen = append(seen, api)
+		j := checkInner(t, api, tok, enclosing, subj, keys)
+		for callee, nested := range j.embedded(minterClaim) {
+			walk(callee, nested, j.time("exp"))
+		}
+	}
+	for api, tok := range top {
+		walk(api, tok, outer.time("exp"))
+	}
+	sort.Strings(seen)
+	sort.Strings(want)
+	if !slices.Equal(seen, want) {
+		t.Errorf("tree of inner tokens: got %v, want %v", seen, want)
+	}
+}
