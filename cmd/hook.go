@@ -53,10 +53,7 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	rt := &hookRuntime{configs: configs, log: log, metrics: metrics}
-	rt.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "embedtoken_hook_reloads_total",
-		Help: "Configuration reloads, by result (ok, error).",
-	}, []string{"result"})
+	rt.reloads = newReloadCounter()
 	reg.MustRegister(rt.reloads)
 	m, err := mint.New(cat, &mint.Options{Logger: log, Metrics: metrics})
 	if err != nil {
@@ -87,6 +84,14 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	stop()
 	<-done
 	return err
+}
+
+// newReloadCounter counts configuration reloads by result (ok, error).
+func newReloadCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "embedtoken_hook_reloads_total",
+		Help: "Configuration reloads, by result (ok, error).",
+	}, []string{"result"})
 }
 
 // checkHookBlock refuses a configuration the hook cannot run with.
