@@ -141,7 +141,7 @@ func (h *hookServer) request(w http.ResponseWriter, r *http.Request, endpoint st
 
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			h.fail(w, r, endpoint, http.StatusUnsupportedMediaType, reasonMediaType, "invalid_request", "Content-Type must be application/json", nil)
 			cancel()
 			return nil, nil, nil, nil, false
