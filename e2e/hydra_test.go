@@ -109,6 +109,7 @@ type hydra struct {
 	p       *proc
 	starts  int
 	client  *http.Client
+	owner   *testing.T // the test whose end stops Hydra, even after a restart in a subtest
 }
 
 // startHydra writes a configuration for opts and starts Hydra, waiting until
@@ -131,6 +132,7 @@ func startHydra(t *testing.T, opts hydraOptions) *hydra {
 		issuer:  "http://" + addrs[0],
 		cfgPath: filepath.Join(t.TempDir(), "hydra.json"),
 		client:  newClient(),
+		owner:   t,
 	}
 	if err := os.WriteFile(h.cfgPath, h.config(), 0o600); err != nil {
 		t.Fatal(err)
@@ -200,7 +202,7 @@ func (h *hydra) config() []byte {
 func (h *hydra) start(t *testing.T) {
 	t.Helper()
 	h.starts++
-	h.p = startProc(t, fmt.Sprintf("hydra-%d", h.starts), baseEnv(), h.bin,
+	h.p = startOwned(t, h.owner, fmt.Sprintf("hydra-%d", h.starts), baseEnv(), h.bin,
 		"serve", "all", "--dev", "--sqa-opt-out", "--config", h.cfgPath)
 	h.p.waitHTTP(t, "http://"+h.admin+"/health/ready")
 	h.p.waitHTTP(t, h.issuer+"/.well-known/jwks.json")

@@ -51,10 +51,18 @@ func baseEnv(extra ...string) []string {
 }
 
 // startProc starts bin with args and env (see baseEnv), its stdout and stderr
-// in a log file named after name.
+// in a log file named after name. It is killed when t ends.
 func startProc(t *testing.T, name string, env []string, bin string, args ...string) *proc {
 	t.Helper()
-	dir := logDir(t)
+	return startOwned(t, t, name, env, bin, args...)
+}
+
+// startOwned is startProc for a process that outlives the (sub)test t that
+// starts it: it is killed when owner ends, and its log lives in owner's
+// folder. Failures to start are reported on t.
+func startOwned(t, owner *testing.T, name string, env []string, bin string, args ...string) *proc {
+	t.Helper()
+	dir := logDir(owner)
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -78,7 +86,7 @@ func startProc(t *testing.T, name string, env []string, bin string, args ...stri
 		p.mu.Unlock()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		select {
 		case <-p.done:
 		default:
@@ -86,11 +94,11 @@ func startProc(t *testing.T, name string, env []string, bin string, args ...stri
 			select {
 			case <-p.done:
 			case <-time.After(stopTimeout):
-				t.Errorf("%s: still running after SIGKILL", name)
+				owner.Errorf("%s: still running after SIGKILL", name)
 			}
 		}
-		if t.Failed() {
-			t.Logf("--- last lines of %s (%s):\n%s", name, logPath, p.tail(logTailLines))
+		if owner.Failed() {
+			owner.Logf("--- last lines of %s (%s):\n%s", name, logPath, p.tail(logTailLines))
 		}
 	})
 	return p

@@ -33,6 +33,7 @@ type stack struct {
 	hook     *proc
 	sidecars map[string]*sidecar
 	client   *http.Client
+	owner    *testing.T // the test whose end stops the processes, wherever they were started
 }
 
 // sidecar is one running `embedtoken sidecar`.
@@ -49,7 +50,7 @@ func (s *sidecar) url(path string) string { return "http://" + s.listen + path }
 // stackOptions adjusts the copied configuration.
 type stackOptions struct {
 	// HydraIssuer replaces the shipped Hydra address in trust.hcl; if empty
-	// the Hydra trust block keeps pointing at a port nothing listens on.
+	// the trust "hydra" block is removed.
 	HydraIssuer string
 	// Leeway is every sidecar's leeway. If empty, "1s" (expiry tests wait
 	// for exp + leeway).
@@ -65,7 +66,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	if opts.Leeway == "" {
 		opts.Leeway = "1s"
 	}
-	s := &stack{dir: filepath.Join(t.TempDir(), "cfg"), sidecars: map[string]*sidecar{}, client: newClient()}
+	s := &stack{dir: filepath.Join(t.TempDir(), "cfg"), sidecars: map[string]*sidecar{}, client: newClient(), owner: t}
 	t.Cleanup(s.client.CloseIdleConnections)
 	s.hookKey = randomHex(t, 24)
 	for _, sub := range []string{"", "sidecars"} {
@@ -98,9 +99,12 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		return replaceAll(t, src, shippedHookPublic, "http://"+s.hookAddr.public)
 	})
 	s.edit(t, "trust.hcl", func(src string) string {
-		if opts.HydraIssuer != "" {
-			src = replaceAll(t, src, shippedHydra, opts.HydraIssuer)
+		if opts.HydraIssuer == "" {
+			// No Hydra: a trust whose key set cannot be fetched keeps a
+			// sidecar from being ready.
+			return removeBlock(t, src, `trust "hydra"`)
 		}
+		src = replaceAll(t, src, shippedHydra, opts.HydraIssuer)
 		// Hydra makes new keys on every start: let a sidecar refetch soon.
 		return setAttr(t, src, "jwks_min_refetch", quote("1s"))
 	})
@@ -149,7 +153,7 @@ func (s *stack) env() []string {
 // and publishes the minter's JWKS.
 func (s *stack) startHook(t *testing.T) {
 	t.Helper()
-	s.hook = startProc(t, "hook", s.env(), needBinary(t), "hook", "--config", s.dir)
+	s.hook = startOwned(t, s.owner, "hook", s.env(), needBinary(t), "hook", "--config", s.dir)
 	s.hook.waitHTTP(t, "http://"+s.hookAddr.admin+"/readyz")
 	s.hook.waitHTTP(t, s.jwksURL())
 }
@@ -172,7 +176,7 @@ func (s *stack) startSidecar(t *testing.T, api, upstream string) *sidecar {
 		src = setAttr(t, src, "upstream", quote(upstream))
 		return setAttr(t, src, "admin_listen", quote(sc.admin))
 	})
-	sc.p = startProc(t, "sidecar-"+api, s.env(), needBinary(t), "sidecar", "--config", s.dir, "--config", filepath.Join(s.dir, file))
+	sc.p = startOwned(t, s.owner, "sidecar-"+api, s.env(), needBinary(t), "sidecar", "--config", s.dir, "--config", filepath.Join(s.dir, file))
 	sc.p.waitHTTP(t, "http://"+sc.admin+"/readyz")
 	s.sidecars[api] = sc
 	return sc
@@ -201,6 +205,17 @@ func setAttr(t *testing.T, src, name, value string) string {
 		t.Fatalf("attribute %s: %d lines, want exactly 1", name, n)
 	}
 	return re.ReplaceAllString(src, "${1}"+name+"${2}= "+strings.ReplaceAll(value, "$", "$$"))
+}
+
+// removeBlock removes the top-level block that starts with header (a line
+// `header {`, ended by the first line `}`).
+func removeBlock(t *testing.T, src, header string) string {
+	t.Helper()
+	re := regexp.MustCompile(`(?ms)^` + regexp.QuoteMeta(header) + ` \{.*?^\}\n?`)
+	if n := len(re.FindAllStringIndex(src, -1)); n != 1 {
+		t.Fatalf("block %s: %d found, want exactly 1", header, n)
+	}
+	return re.ReplaceAllString(src, "")
 }
 
 // replaceAll replaces old, which must occur in src.
