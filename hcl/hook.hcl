@@ -3,7 +3,7 @@
 hook {
   listen         = "127.0.0.1:4457"
   public_listen  = "127.0.0.1:4459"
-  admin_listen   = "127.0.0.1:9902"
+  admin_listen   = "127.0.0.1:9900"
   api_key_header = "X-Embedtoken-Key"
   api_key        = env("EMBEDTOKEN_HOOK_KEY", "") # the hook refuses to start while empty
   generic        = true
