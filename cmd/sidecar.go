@@ -56,7 +56,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sc, err := unwrap.New(cat, &unwrap.Options{Logger: log, Registerer: reg})
+	sc, err := newSidecar(cat, log, reg)
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
@@ -80,7 +80,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log.Info("sidecar starting", zap.String("api", cfg.API), zap.String("upstream", cfg.Upstream),
-		zap.Int("apis", len(cat.APIs)), zap.Int("trusts", len(cat.Trusts)))
+		zap.Int("apis", len(cat.APIs)), zap.Int("trusts", len(cat.Trusts)), zap.Bool("exchange", cat.Exchange != nil))
 
 	r := &reloader{configs: configs, log: log, stderr: stderr, cur: &cur, reg: reg, reloads: reloads, first: cat}
 	go r.run(ctx)
@@ -90,6 +90,22 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		drain = catalog.DefaultShutdownTimeout
 	}
 	return serve(ctx, log, drain, servers)
+}
+
+// newSidecar builds the sidecar of cat with its fallbacks: the RFC 7662
+// client of its introspection trusts (phantom tokens) and the RFC 8693
+// client of its exchange block, each only when declared. A reload builds
+// them anew, so their caches never outlive the configuration.
+func newSidecar(cat *catalog.Catalog, log *zap.Logger, reg prometheus.Registerer) (*unwrap.Sidecar, error) {
+	opts := &unwrap.Options{Logger: log, Registerer: reg}
+	var err error
+	if opts.Introspector, err = unwrap.NewIntrospector(cat, opts); err != nil {
+		return nil, err
+	}
+	if opts.Exchanger, err = unwrap.NewExchanger(cat, opts); err != nil {
+		return nil, err
+	}
+	return unwrap.New(cat, opts)
 }
 
 // reloader rebuilds the sidecar on SIGHUP or when a configuration or key
@@ -149,7 +165,7 @@ func (r *reloader) reload(ctx context.Context, old *catalog.Catalog) *catalog.Ca
 	if o, n := old.Sidecar, cat.Sidecar; o.Listen != n.Listen || o.AdminListen != n.AdminListen || o.MaxTokenBytes != n.MaxTokenBytes || (o.TLS == nil) != (n.TLS == nil) {
 		r.log.Warn("listen, admin_listen, max_token_bytes and tls change only on restart")
 	}
-	sc, err := unwrap.New(cat, &unwrap.Options{Logger: r.log, Registerer: r.reg})
+	sc, err := newSidecar(cat, r.log, r.reg)
 	if err != nil {
 		r.reloads.WithLabelValues("error").Inc()
 		r.log.Error("reload failed; keeping the running configuration", zap.Error(err))

@@ -1,7 +1,9 @@
 package unwrap
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"time"
 )
@@ -11,37 +13,46 @@ const cacheShards = 16
 
 type cacheKey [sha256.Size]byte
 
-// tokenCache maps the full SHA-256 of a token to its verified Result. It is
-// bounded, an entry is never served past its expiry, and Flush drops
-// everything (keys or configuration changed). Safe for concurrent use.
-type tokenCache struct {
-	shards [cacheShards]cacheShard
+// boundedCache maps the full SHA-256 of a token to a value: the verified
+// Result (tokenCache), or an introspection answer. It is bounded, an entry
+// is never served past its expiry, and flush drops everything (keys or
+// configuration changed). Safe for concurrent use; a nil cache holds
+// nothing.
+type boundedCache[V any] struct {
+	shards [cacheShards]cacheShard[V]
 }
 
-type cacheShard struct {
+// tokenCache is the verified-token cache.
+type tokenCache = boundedCache[*Result]
+
+type cacheShard[V any] struct {
 	mu    sync.Mutex
 	index map[cacheKey]int // slot of each key
-	slots []cacheSlot
+	slots []cacheSlot[V]
 	hand  int
 	cap   int
 }
 
-type cacheSlot struct {
+type cacheSlot[V any] struct {
 	key     cacheKey
-	res     *Result
+	res     V
 	expires time.Time
 	ref     bool
 	used    bool
 }
 
-// newTokenCache returns a cache of about entries entries; zero or less
+// newTokenCache returns a verified-token cache of about entries entries;
+// zero or less means no cache (nil).
+func newTokenCache(entries int) *tokenCache { return newBoundedCache[*Result](entries) }
+
+// newBoundedCache returns a cache of about entries entries; zero or less
 // means no cache (nil).
-func newTokenCache(entries int) *tokenCache {
+func newBoundedCache[V any](entries int) *boundedCache[V] {
 	if entries <= 0 {
 		return nil
 	}
 	per := (entries + cacheShards - 1) / cacheShards
-	c := &tokenCache{}
+	c := &boundedCache[V]{}
 	for i := range c.shards {
 		c.shards[i].cap = per
 		c.shards[i].index = make(map[cacheKey]int, per)
@@ -49,32 +60,33 @@ func newTokenCache(entries int) *tokenCache {
 	return c
 }
 
-func (c *tokenCache) shard(k *cacheKey) *cacheShard { return &c.shards[k[0]%cacheShards] }
+func (c *boundedCache[V]) shard(k *cacheKey) *cacheShard[V] { return &c.shards[k[0]%cacheShards] }
 
-// get returns the Result cached for k while now is before its expiry.
-func (c *tokenCache) get(k *cacheKey, now time.Time) (*Result, bool) {
+// get returns the value cached for k while now is before its expiry.
+func (c *boundedCache[V]) get(k *cacheKey, now time.Time) (V, bool) {
+	var zero V
 	if c == nil {
-		return nil, false
+		return zero, false
 	}
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, ok := s.index[*k]
 	if !ok {
-		return nil, false
+		return zero, false
 	}
 	sl := &s.slots[i]
 	if !now.Before(sl.expires) {
 		delete(s.index, *k)
-		*sl = cacheSlot{}
-		return nil, false
+		*sl = cacheSlot[V]{}
+		return zero, false
 	}
 	sl.ref = true
 	return sl.res, true
 }
 
 // put caches r for k until expires, evicting with CLOCK when full.
-func (c *tokenCache) put(k *cacheKey, r *Result, expires time.Time) {
+func (c *boundedCache[V]) put(k *cacheKey, r V, expires time.Time) {
 	if c == nil {
 		return
 	}
@@ -87,7 +99,7 @@ func (c *tokenCache) put(k *cacheKey, r *Result, expires time.Time) {
 	}
 	var i int
 	if len(s.slots) < s.cap {
-		s.slots = append(s.slots, cacheSlot{})
+		s.slots = append(s.slots, cacheSlot[V]{})
 		i = len(s.slots) - 1
 	} else {
 		for {
@@ -104,12 +116,12 @@ func (c *tokenCache) put(k *cacheKey, r *Result, expires time.Time) {
 			delete(s.index, s.slots[i].key)
 		}
 	}
-	s.slots[i] = cacheSlot{key: *k, res: r, expires: expires, used: true}
+	s.slots[i] = cacheSlot[V]{key: *k, res: r, expires: expires, used: true}
 	s.index[*k] = i
 }
 
 // flush drops every entry.
-func (c *tokenCache) flush() {
+func (c *boundedCache[V]) flush() {
 	if c == nil {
 		return
 	}
@@ -124,7 +136,7 @@ func (c *tokenCache) flush() {
 }
 
 // len returns the number of entries (expired ones included).
-func (c *tokenCache) len() int {
+func (c *boundedCache[V]) len() int {
 	if c == nil {
 		return 0
 	}
@@ -136,4 +148,71 @@ func (c *tokenCache) len() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// errFlightPanic is the error of a shared call that panicked.
+var errFlightPanic = errors.New("shared call panicked")
+
+// flightGroup runs at most one call per key at a time (a single flight):
+// callers that arrive while a call for their key runs wait for its result
+// instead of starting another. Safe for concurrent use; the zero value is
+// ready.
+type flightGroup[K comparable, V any] struct {
+	mu    sync.Mutex
+	calls map[K]*flightCall[V]
+}
+
+type flightCall[V any] struct {
+	done chan struct{}
+	val  V
+	err  error
+}
+
+// do returns the result of fn for key, running fn only when no call for key
+// is in flight. fn runs in its own goroutine with a context detached from
+// every caller's cancellation (values kept), so that the first caller
+// giving up does not fail the others: fn must bound its own duration. A
+// caller whose ctx ends first gets ctx's error; the call goes on and its
+// result still reaches the others (and whatever fn caches). shared reports
+// whether the result came from a call another caller started.
+func (g *flightGroup[K, V]) do(ctx context.Context, key K, fn func(context.Context) (V, error)) (v V, shared bool, err error) {
+	g.mu.Lock()
+	if g.calls == nil {
+		g.calls = make(map[K]*flightCall[V])
+	}
+	c, shared := g.calls[key]
+	if !shared {
+		c = &flightCall[V]{done: make(chan struct{})}
+		g.calls[key] = c
+		go g.run(context.WithoutCancel(ctx), key, c, fn)
+	}
+	g.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.val, shared, c.err
+	case <-ctx.Done():
+		var zero V
+		return zero, shared, ctx.Err()
+	}
+}
+
+func (g *flightGroup[K, V]) run(ctx context.Context, key K, c *flightCall[V], fn func(context.Context) (V, error)) {
+	defer func() {
+		if p := recover(); p != nil {
+			// The panic value is not kept: it could hold request data.
+			c.err = errFlightPanic
+		}
+		g.mu.Lock()
+		delete(g.calls, key)
+		g.mu.Unlock()
+		close(c.done)
+	}()
+	c.val, c.err = fn(ctx)
+}
+
+// inFlight returns the number of calls running.
+func (g *flightGroup[K, V]) inFlight() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.calls)
 }

@@ -32,6 +32,11 @@ type Claims struct {
 	// Embedded is the embedded map found at the claim path: API name to
 	// inner token. It is nil when the claim is absent or null.
 	Embedded map[string]string
+	// Until, when not zero, bounds how long anything derived from these
+	// claims may be cached or trusted without asking again: for an
+	// introspected token, the time of the introspection plus the trust's
+	// introspection_cache (the revocation latency). Zero for JWTs.
+	Until time.Time
 }
 
 // HasScope reports whether s is one of the token's scopes.
@@ -276,7 +281,12 @@ func parseToken(token string) (*parsed, *Failure) {
 	if f := decodeStrict(pb, &rc); f != nil {
 		return nil, f
 	}
-	c := &out.claims
+	rc.to(&out.claims)
+	return out, nil
+}
+
+// to sets c from the decoded registered claims.
+func (rc *rawClaims) to(c *Claims) {
 	c.Issuer, c.Subject, c.ClientID, c.ID = rc.Iss, rc.Sub, rc.ClientID, rc.Jti
 	c.Audience = rc.Aud
 	if rc.Exp.set {
@@ -296,7 +306,6 @@ func parseToken(token string) (*parsed, *Failure) {
 		c.HasScopeClaim = true
 		c.Scopes = appendScopes(c.Scopes, *rc.Scp)
 	}
-	return out, nil
 }
 
 func appendScopes(dst, src []string) []string {

@@ -5,6 +5,11 @@
 // only the inner token. It also fetches and caches the JSON Web Key Sets it
 // verifies with, caches verified tokens, and renders RFC 6750 errors.
 //
+// Two fallbacks sit behind small interfaces that cmd wires in: an
+// Introspector for opaque outer tokens (phantom tokens; NewIntrospector is
+// the RFC 7662 client) and an Exchanger for a missing or expired inner token
+// (NewExchanger is the RFC 8693 client).
+//
 // Inspect decodes tokens without trusting them, for `embedtoken inspect`.
 //
 // unwrap imports catalog for the configuration model. It never imports mint

@@ -204,6 +204,7 @@ type env struct {
 type envOpts struct {
 	api     string
 	sidecar string // extra attributes and blocks in the sidecar block
+	extra   string // extra top-level blocks (introspection trusts, exchange)
 	noStart bool
 }
 
@@ -293,7 +294,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.mjwks = newJWKSServer(t, e.minter)
 	e.up = newUpstream(t)
 	src := fmt.Sprintf(catalogHCL, minterIssuer, e.mjwks.URL, idpIssuer, e.idpJWKS.URL, hydraIssuer, e.hydra.URL,
-		o.api, e.up.URL, o.sidecar)
+		o.api, e.up.URL, o.sidecar) + o.extra
 	cat, _, diags := catalog.Load(fstest.MapFS{"c.hcl": {Data: []byte(src)}}, []string{"."}, nil)
 	if diags.HasErrors() {
 		t.Fatalf("catalog: %s", diags.Error())
@@ -302,7 +303,15 @@ func newEnv(t testing.TB, o envOpts) *env {
 	core, logs := observer.New(zap.DebugLevel)
 	e.logs = logs
 	e.reg = prometheus.NewRegistry()
-	sc, err := New(cat, &Options{Logger: zap.New(core), Registerer: e.reg, Now: e.clock.Now})
+	opts := &Options{Logger: zap.New(core), Registerer: e.reg, Now: e.clock.Now}
+	var err error
+	if opts.Introspector, err = NewIntrospector(cat, opts); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Exchanger, err = NewExchanger(cat, opts); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := New(cat, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,14 +82,21 @@ type fetchCall struct {
 // httpClientFor returns a client for fetching key sets: a fetch timeout,
 // no proxy from the environment, and caFile's roots added when set.
 func httpClientFor(caFile string, base http.RoundTripper) (*http.Client, error) {
+	return newHTTPClient(caFile, base, jwksTimeout, 2)
+}
+
+// newHTTPClient returns a client with timeout, no proxy from the
+// environment, up to idle idle connections per host, and caFile's roots
+// added when set. A base transport is used as it is.
+func newHTTPClient(caFile string, base http.RoundTripper, timeout time.Duration, idle int) (*http.Client, error) {
 	if base != nil {
-		return &http.Client{Transport: base, Timeout: jwksTimeout}, nil
+		return &http.Client{Transport: base, Timeout: timeout}, nil
 	}
 	tr := &http.Transport{
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: jwksTimeout,
-		MaxIdleConnsPerHost:   2,
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConnsPerHost:   idle,
 		IdleConnTimeout:       90 * time.Second,
 	}
 	if caFile != "" {
@@ -106,7 +113,7 @@ func httpClientFor(caFile string, base http.RoundTripper) (*http.Client, error) 
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
-	return &http.Client{Transport: tr, Timeout: jwksTimeout}, nil
+	return &http.Client{Transport: tr, Timeout: timeout}, nil
 }
 
 // Loaded reports whether the key set was loaded at least once.

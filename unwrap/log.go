@@ -20,4 +20,5 @@ const (
 	fieldSource    = "source"
 	fieldMaxAge    = "max_age"
 	fieldLimit     = "limit"
+	fieldOutcome   = "outcome"
 )

@@ -17,7 +17,29 @@ type metrics struct {
 	cacheMisses prometheus.Counter
 	cacheFlush  prometheus.Counter
 	jwksFetches *prometheus.CounterVec // issuer, result
+	introspect  *prometheus.CounterVec // outcome
+	introspectT prometheus.Histogram
+	exchanges   *prometheus.CounterVec // outcome
+	exchangeT   prometheus.Histogram
 }
+
+// Outcomes of introspections and exchanges (their metrics' label).
+const (
+	introActive      = "active"      // accepted
+	introInactive    = "inactive"    // active: false
+	introRefused     = "refused"     // active, but not acceptable here
+	introUnavailable = "unavailable" // the endpoint failed: 503
+	introCached      = "cached"      // answered from the introspection cache
+
+	exchOK          = "ok"
+	exchRefused     = "refused"     // the subject token was refused: 401
+	exchForbidden   = "forbidden"   // the audience or scope was refused: 403
+	exchUnavailable = "unavailable" // the endpoint failed: 503
+	exchInvalid     = "invalid"     // the issued token failed verification: 503
+)
+
+// dependencyBuckets are latency buckets for calls to another service.
+var dependencyBuckets = []float64{0.5e-3, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5}
 
 // Outcomes: the label of the request metric beside the reason.
 const (
@@ -61,6 +83,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "embedtoken", Subsystem: "sidecar", Name: "jwks_fetches_total",
 			Help: "Key set fetches by issuer and result (ok or error).",
 		}, []string{"issuer", "result"}),
+		introspect: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "embedtoken", Subsystem: "sidecar", Name: "introspections_total",
+			Help: "Opaque-token introspections by outcome: active, inactive, refused (active but not acceptable), unavailable (endpoint failed), cached (answered from the introspection cache).",
+		}, []string{"outcome"}),
+		introspectT: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "embedtoken", Subsystem: "sidecar", Name: "introspection_seconds",
+			Help: "Time of introspection calls (waiting for a slot included).", Buckets: dependencyBuckets,
+		}),
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "embedtoken", Subsystem: "sidecar", Name: "exchanges_total",
+			Help: "Token exchanges by outcome: ok, refused (subject token), forbidden (audience or scope), unavailable (endpoint failed), invalid (issued token failed verification).",
+		}, []string{"outcome"}),
+		exchangeT: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "embedtoken", Subsystem: "sidecar", Name: "exchange_seconds",
+			Help: "Time of token exchange calls.", Buckets: dependencyBuckets,
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -72,6 +110,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.cacheMisses = register(reg, m.cacheMisses, &err)
 	m.cacheFlush = register(reg, m.cacheFlush, &err)
 	m.jwksFetches = register(reg, m.jwksFetches, &err)
+	m.introspect = register(reg, m.introspect, &err)
+	m.introspectT = register(reg, m.introspectT, &err)
+	m.exchanges = register(reg, m.exchanges, &err)
+	m.exchangeT = register(reg, m.exchangeT, &err)
 	return m, err
 }
 
@@ -136,6 +178,26 @@ func (m *metrics) jwksFetch(issuer string, err error) {
 		res = "error"
 	}
 	m.jwksFetches.WithLabelValues(issuer, res).Inc()
+}
+
+// introspected counts an introspection; d is zero for a cache hit.
+func (m *metrics) introspected(outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.introspect.WithLabelValues(outcome).Inc()
+	if outcome != introCached {
+		m.introspectT.Observe(d.Seconds())
+	}
+}
+
+// exchanged counts an exchange call.
+func (m *metrics) exchanged(outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.exchanges.WithLabelValues(outcome).Inc()
+	m.exchangeT.Observe(d.Seconds())
 }
 
 // outcomeOf maps a failure's status to the outcome label.

@@ -32,29 +32,42 @@ type Result struct {
 	// Source is the trust name the outer token came from, "minter" for a
 	// calling API's token, or "direct" for this API's own minter token.
 	Source string
-	// Expiry is the earliest exp involved: the result is not valid after it.
+	// Expiry is the earliest exp involved (and, for an introspected outer
+	// token, the end of its introspection's cache life): the result is not
+	// valid after it.
 	Expiry time.Time
+	// Exchanged is true when Inner was obtained by token exchange.
+	Exchanged bool
 }
 
 // Sources of a Result besides trust names.
 const (
-	SourceMinter = "minter"
-	SourceDirect = "direct"
+	SourceMinter        = "minter"
+	SourceDirect        = "direct"
+	SourceIntrospection = "introspection"
 )
 
 // Introspector verifies opaque (non-JWT) outer tokens, for introspection
 // trusts (phantom tokens). Introspect returns the outer token's claims with
-// Embedded read at the trust's claim path; ok is false when the token is not
-// one it handles. A dependency failure must be returned as an error that
-// matches ErrUnavailable, an inactive token as one that matches
-// ErrInvalidToken.
+// Embedded read at the trust's claim path and Until set to the end of the
+// answer's cache life; ok is false when the token is not one it handles. A
+// dependency failure must be returned as an error that matches
+// ErrUnavailable, an inactive token as one that matches ErrInvalidToken (a
+// *Failure is passed through as it is). NewIntrospector builds the RFC 7662
+// client.
 type Introspector interface {
 	Introspect(ctx context.Context, token string) (claims *Claims, ok bool, err error)
 }
 
 // Exchanger obtains an inner token by RFC 8693 token exchange when the
 // outer token holds none for this API (but covers it) or holds an expired
-// one. The token it returns is verified like an embedded one.
+// one. The token it returns is verified like an embedded one. An error that
+// matches ErrInvalidToken means the subject token was refused (the client
+// is told to renew), ErrInsufficientScope that the audience or scope was
+// refused (403); any other error is a dependency failure (503). The
+// Verifier shares one exchange among concurrent requests with the same
+// token and caches its result; Exchange must bound its own duration.
+// NewExchanger builds the RFC 8693 client.
 type Exchanger interface {
 	Exchange(ctx context.Context, subjectToken, audience string) (string, error)
 }
@@ -74,6 +87,7 @@ type Verifier struct {
 	callers       map[string]bool // audiences of the APIs that call this one
 	introspector  Introspector
 	exchanger     Exchanger
+	exchanges     flightGroup[exchangeKey, *Result]
 	cache         *tokenCache
 	metrics       *metrics
 	log           *zap.Logger
@@ -244,12 +258,21 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Re
 	return v.innerFrom(ctx, token, outer, tv.t.Name, now)
 }
 
-// VerifyOuter verifies token as an outer token from a JWKS trust issuer
-// only (a minter token is refused) and returns its claims, Embedded
-// included. It is what a token exchange endpoint needs for subject tokens.
+// VerifyOuter verifies token as an outer token from a trust issuer only
+// (a minter token is refused): a JWT from a JWKS trust, or an opaque token
+// through the Introspector. It returns its claims, Embedded included (and,
+// for an opaque token, Until). It is what a token exchange endpoint needs
+// for subject tokens.
 func (v *Verifier) VerifyOuter(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > v.maxTokenBytes {
 		return nil, invalid(ReasonTooLarge, nil)
+	}
+	if v.introspector != nil && !looksLikeJWS(token) {
+		c, f := v.introspect(ctx, token)
+		if f != nil {
+			return nil, f
+		}
+		return c, nil
 	}
 	p, f := parseToken(token)
 	if f != nil {
@@ -287,19 +310,32 @@ func (v *Verifier) trustFor(iss string) *trustVerifier {
 
 // verifyOpaque hands an opaque token to the Introspector.
 func (v *Verifier) verifyOpaque(ctx context.Context, token string, now time.Time) (*Result, *Failure) {
-	c, ok, err := v.introspector.Introspect(ctx, token)
-	switch {
-	case err != nil && errors.Is(err, ErrUnavailable):
-		return nil, unavailable(ReasonDependency, err)
-	case err != nil:
-		return nil, invalid(ReasonOpaque, err)
-	case !ok || c == nil:
-		return nil, invalid(ReasonMalformed, errDots)
+	c, f := v.introspect(ctx, token)
+	if f != nil {
+		return nil, f
 	}
 	if !v.api.Exposed {
 		return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
 	}
-	return v.innerFrom(ctx, token, c, "introspection", now)
+	return v.innerFrom(ctx, token, c, SourceIntrospection, now)
+}
+
+// introspect asks the Introspector about an opaque token.
+func (v *Verifier) introspect(ctx context.Context, token string) (*Claims, *Failure) {
+	c, ok, err := v.introspector.Introspect(ctx, token)
+	var f *Failure
+	switch {
+	case err != nil && errors.As(err, &f):
+		return nil, f
+	case err != nil && errors.Is(err, ErrUnavailable):
+		return nil, unavailable(ReasonIntrospection, err)
+	case err != nil:
+		return nil, invalid(ReasonOpaque, err)
+	case !ok || c == nil:
+		// Not shaped like a JWS, and no trust's token_prefix.
+		return nil, invalid(ReasonMalformed, errDots)
+	}
+	return c, nil
 }
 
 // verifyTrust verifies an outer token from a JWKS trust issuer.
@@ -318,7 +354,7 @@ func (v *Verifier) verifyTrust(ctx context.Context, token string, p *parsed, tv 
 	if c.Issuer != tv.t.Issuer {
 		return nil, invalid(ReasonUnknownIssuer, nil)
 	}
-	if f := v.checkTimes(c, now, false); f != nil {
+	if f := checkTimes(c, now, v.leeway, false); f != nil {
 		return nil, f
 	}
 	if c.Subject == "" || c.ID == "" || c.ClientID == "" || !c.HasScopeClaim {
@@ -364,7 +400,7 @@ func (v *Verifier) checkMinter(ctx context.Context, token string, p *parsed, now
 	if c.Issuer != v.minterIssuer {
 		return invalid(ReasonUnknownIssuer, nil)
 	}
-	if f := v.checkTimes(c, now, true); f != nil {
+	if f := checkTimes(c, now, v.leeway, true); f != nil {
 		return f
 	}
 	if c.Subject == "" || c.ID == "" || c.ClientID == "" {
@@ -389,7 +425,7 @@ func (v *Verifier) verifyMinterOuter(ctx context.Context, token string, p *parse
 		if !v.api.Exposed {
 			return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
 		}
-		return &Result{Inner: token, Outer: c, InnerClaims: c, Source: SourceDirect, Expiry: c.Expiry}, nil
+		return v.result(token, c, c, SourceDirect), nil
 	}
 	if !v.callers[aud] {
 		return nil, invalid(ReasonNotCaller, nil)
@@ -403,23 +439,27 @@ func (v *Verifier) verifyMinterOuter(ctx context.Context, token string, p *parse
 }
 
 // innerFrom takes this API's inner token out of the outer token's embedded
-// map and verifies it (DESIGN.md, Sidecar behaviour, steps 3 and 5).
+// map and verifies it (DESIGN.md, Sidecar behaviour, steps 3 and 5). A
+// missing (but covered) or expired inner token is exchanged when an
+// Exchanger is configured, except in a calling API's minter token: the
+// exchange endpoint refuses minter tokens as subject tokens.
 func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Claims, source string, now time.Time) (*Result, *Failure) {
 	inner, ok := outer.Embedded[v.api.Name]
 	outer.Embedded = nil // the result must not keep every other API's token
+	exchange := v.exchanger != nil && source != SourceMinter
 	if !ok {
 		if !outer.covers(v.api.Scopes) {
 			return nil, insufficient(ReasonNoScope, descNoScope, v.api.Scopes)
 		}
-		if v.exchanger != nil {
-			return v.exchange(ctx, outerToken, outer, source, now)
+		if exchange {
+			return v.exchange(ctx, outerToken, outer, source, ReasonPredatesAPI)
 		}
 		return nil, renew(ReasonPredatesAPI, descPredates)
 	}
 	ic, f := v.checkInner(ctx, inner, outer, now)
 	if f != nil && f.Reason == ReasonExpired {
-		if v.exchanger != nil {
-			return v.exchange(ctx, outerToken, outer, source, now)
+		if exchange {
+			return v.exchange(ctx, outerToken, outer, source, ReasonInnerExpired)
 		}
 		f = renew(ReasonInnerExpired, descInnerExpired)
 	}
@@ -427,7 +467,17 @@ func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Clai
 		f.Inner = true
 		return nil, f
 	}
-	return &Result{Inner: inner, Outer: outer, InnerClaims: ic, Source: source, Expiry: earliest(outer.Expiry, ic.Expiry)}, nil
+	return v.result(inner, outer, ic, source), nil
+}
+
+// result builds a Result valid until the earliest exp involved, and no
+// longer than an introspection answer may be used.
+func (v *Verifier) result(inner string, outer, ic *Claims, source string) *Result {
+	exp := earliest(outer.Expiry, ic.Expiry)
+	if !outer.Until.IsZero() {
+		exp = earliest(exp, outer.Until)
+	}
+	return &Result{Inner: inner, Outer: outer, InnerClaims: ic, Source: source, Expiry: exp}
 }
 
 // checkInner verifies an inner token for this API against outer.
@@ -445,24 +495,6 @@ func (v *Verifier) checkInner(ctx context.Context, inner string, outer *Claims, 
 	}
 	ic.Embedded = nil
 	return ic, nil
-}
-
-// exchange obtains the inner token through the Exchanger.
-func (v *Verifier) exchange(ctx context.Context, outerToken string, outer *Claims, source string, now time.Time) (*Result, *Failure) {
-	tok, err := v.exchanger.Exchange(ctx, outerToken, v.api.Audience)
-	if err != nil {
-		var f *Failure
-		if errors.As(err, &f) {
-			return nil, f
-		}
-		return nil, unavailable(ReasonDependency, err)
-	}
-	ic, f := v.checkInner(ctx, tok, outer, now)
-	if f != nil {
-		f.Inner = true
-		return nil, f
-	}
-	return &Result{Inner: tok, Outer: outer, InnerClaims: ic, Source: source, Expiry: earliest(outer.Expiry, ic.Expiry)}, nil
 }
 
 func renew(r Reason, desc string) *Failure {
@@ -505,21 +537,21 @@ func (v *Verifier) checkSignature(ctx context.Context, token string, p *parsed, 
 
 // checkTimes checks exp (required), nbf and, for minter tokens, iat
 // (required, not in the future), with leeway.
-func (v *Verifier) checkTimes(c *Claims, now time.Time, minter bool) *Failure {
+func checkTimes(c *Claims, now time.Time, leeway time.Duration, minter bool) *Failure {
 	if c.Expiry.IsZero() {
 		return invalid(ReasonMissingClaim, errors.New("exp is required"))
 	}
-	if !now.Before(c.Expiry.Add(v.leeway)) {
+	if !now.Before(c.Expiry.Add(leeway)) {
 		return invalid(ReasonExpired, nil)
 	}
-	if !c.NotBefore.IsZero() && now.Add(v.leeway).Before(c.NotBefore) {
+	if !c.NotBefore.IsZero() && now.Add(leeway).Before(c.NotBefore) {
 		return invalid(ReasonNotYetValid, nil)
 	}
 	if minter {
 		if c.IssuedAt.IsZero() {
 			return invalid(ReasonMissingClaim, errors.New("iat is required"))
 		}
-		if now.Add(v.leeway).Before(c.IssuedAt) {
+		if now.Add(leeway).Before(c.IssuedAt) {
 			return invalid(ReasonIssuedInFuture, nil)
 		}
 	}
