@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 
 	"go.uber.org/zap"
@@ -326,14 +327,14 @@ func rawPath(r *http.Request) (string, bool) {
 }
 
 // hasQueryToken reports an access_token query parameter (RFC 6750 2.3),
-// which is refused.
+// which is refused, however the name's letters are cased or escaped.
 func hasQueryToken(rawQuery string) bool {
-	if !strings.Contains(rawQuery, "access_token") && !strings.Contains(strings.ToLower(rawQuery), "access%5ftoken") {
-		return false
-	}
-	for _, kv := range strings.Split(rawQuery, "&") {
+	for kv := range strings.SplitSeq(rawQuery, "&") {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.EqualFold(strings.ReplaceAll(strings.ToLower(k), "%5f", "_"), "access_token") {
+		if uk, err := url.QueryUnescape(k); err == nil {
+			k = uk
+		}
+		if strings.EqualFold(k, "access_token") {
 			return true
 		}
 	}
