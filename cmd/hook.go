@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,7 +25,7 @@ import (
 const hookPollInterval = time.Second
 
 // runHook runs the issuer plugin: the private listener (the issuer's hooks),
-// the public one (JWKS, metadata) and the admin one (/healthz, /readyz,
+// the public one (JWKS, metadata, token exchange) and the admin one (/healthz, /readyz,
 // /metrics). SIGHUP or a changed configuration or key file reloads; a
 // broken new configuration keeps the last good one.
 func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
@@ -52,21 +54,22 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt := &hookRuntime{configs: configs, log: log, metrics: metrics}
+	rt := &hookRuntime{configs: configs, log: log, metrics: metrics, reg: reg}
 	rt.reloads = newReloadCounter()
 	reg.MustRegister(rt.reloads)
-	m, err := mint.New(cat, &mint.Options{Logger: log, Metrics: metrics})
+	m, subjects, err := rt.build(cat)
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
-	rt.cur.Store(m)
+	rt.swap(m, subjects)
+	defer rt.swap(nil, nil) // closes the last subject verifier
 	logLoaded(log, cat, m)
 
 	h := cat.Hook
 	hopts := &mint.HandlerOptions{Logger: log, Metrics: metrics}
 	servers := []*server{
 		{name: "private", addr: h.Listen, tls: h.TLS, srv: newHTTPServer(mint.NewHookHandler(rt.cur.Load, hopts), log, 0)},
-		{name: "public", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(mint.NewPublicMux(rt.cur.Load, hopts), log, 0)},
+		{name: "public", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(publicHandler(rt.cur.Load, hopts), log, 0)},
 		{name: "admin", addr: h.AdminListen, srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
 	}
 	if err := listen(servers); err != nil {
@@ -86,6 +89,22 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return err
 }
 
+// publicHandler is the public listener's handler: the JWKS, the RFC 8414
+// metadata and the token exchange endpoint. The exchange is always routed;
+// it answers 404 while the current configuration declares no
+// exchange_client, so that a reload can turn it on or off.
+//
+// Readiness (/readyz) does not wait for the subject verifier's key sets:
+// the minter's own jwks_url usually points at this very listener (through a
+// load balancer that routes only to ready instances), and the hooks must
+// serve the issuer whatever the exchange's state. Until the trusts' keys
+// load, an exchange answers 503 with Retry-After.
+func publicHandler(current mint.Current, hopts *mint.HandlerOptions) http.Handler {
+	mux := mint.NewPublicMux(current, hopts)
+	mux.Handle(mint.TokenEndpointPath, mint.NewExchangeHandler(current, hopts))
+	return mux
+}
+
 // newReloadCounter counts configuration reloads by result (ok, error).
 func newReloadCounter() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -103,6 +122,8 @@ func checkHookBlock(cat *catalog.Catalog) error {
 		return errors.New("hook.api_key is empty: set it (env(\"EMBEDTOKEN_HOOK_KEY\")) before starting the hook")
 	case cat.Hook.Listen == "" || cat.Hook.PublicListen == "" || cat.Hook.AdminListen == "":
 		return errors.New("the hook block needs listen, public_listen and admin_listen")
+	case len(cat.ExchangeClients) > 0 && len(cat.Trusts) == 0:
+		return errors.New("exchange_client blocks need a trust block: subject tokens are access tokens of trust issuers")
 	}
 	return nil
 }
@@ -116,18 +137,62 @@ func logLoaded(log *zap.Logger, cat *catalog.Catalog, m *mint.Minter) {
 		zap.Int("signing_keys", len(cat.Minter.SigningKeys)),
 		zap.String("kid", m.KeyID()),
 		zap.Bool("generic", cat.Hook.Generic),
-		zap.String("api_key_fp", cat.Hook.APIKey.Fingerprint()))
+		zap.Int("trusts", len(cat.Trusts)),
+		zap.Int("exchange_clients", len(cat.ExchangeClients)))
 }
 
 // hookRuntime is the hook's reloadable state: the current Minter, read by
-// every request through an atomic pointer.
+// every request through an atomic pointer, and the subject verifier of its
+// token exchange endpoint (inside the Minter, so that both swap at once).
 type hookRuntime struct {
 	configs []string
 	log     *zap.Logger
 	metrics *mint.Metrics
+	reg     prometheus.Registerer // for the subject verifier's metrics; may be nil
 	reloads *prometheus.CounterVec
 	cur     atomic.Pointer[mint.Minter]
 	listen  [3]string
+
+	mu       sync.Mutex
+	subjects *subjectVerifier // of cur; nil without exchange_client blocks
+}
+
+// build returns the Minter of cat and, when cat declares exchange_client
+// blocks, the started subject verifier the Minter uses.
+func (rt *hookRuntime) build(cat *catalog.Catalog) (*mint.Minter, *subjectVerifier, error) {
+	opts := &mint.Options{Logger: rt.log, Metrics: rt.metrics}
+	var subjects *subjectVerifier
+	if len(cat.ExchangeClients) > 0 {
+		var err error
+		if subjects, err = newSubjectVerifier(cat, rt.log, rt.reg); err != nil {
+			return nil, nil, err
+		}
+		opts.Subjects = subjects
+	}
+	m, err := mint.New(cat, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if subjects != nil {
+		subjects.Start()
+	}
+	return m, subjects, nil
+}
+
+// swap makes m current and closes the subject verifier it replaces
+// (exchanges in flight on the old Minter finish with the keys it loaded).
+// swap(nil, nil) at shutdown only closes.
+func (rt *hookRuntime) swap(m *mint.Minter, subjects *subjectVerifier) {
+	if m != nil {
+		rt.cur.Store(m)
+	}
+	rt.mu.Lock()
+	old := rt.subjects
+	rt.subjects = subjects
+	rt.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
 }
 
 // watch reloads on SIGHUP and whenever a configuration or key file (or a
@@ -190,14 +255,14 @@ func (rt *hookRuntime) reload() *catalog.Catalog {
 	if err := checkHookBlock(cat); err != nil {
 		return fail(err)
 	}
-	m, err := mint.New(cat, &mint.Options{Logger: rt.log, Metrics: rt.metrics})
+	m, subjects, err := rt.build(cat)
 	if err != nil {
 		return fail(err)
 	}
 	if h := cat.Hook; [3]string{h.Listen, h.PublicListen, h.AdminListen} != rt.listen {
 		rt.log.Warn("listener addresses changed: restart the hook to apply them", zap.String("reason", "listen_changed"))
 	}
-	rt.cur.Store(m)
+	rt.swap(m, subjects)
 	rt.reloads.WithLabelValues("ok").Inc()
 	logLoaded(rt.log, cat, m)
 	return cat

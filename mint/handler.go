@@ -51,6 +51,9 @@ type HandlerOptions struct {
 	// jwks_url when that ends in /.well-known/jwks.json, else from the
 	// request.
 	PublicURL string
+	// ExchangeTimeout bounds each token exchange request, subject
+	// verification included. If zero, DefaultExchangeTimeout.
+	ExchangeTimeout time.Duration
 }
 
 func (o *HandlerOptions) orZero() *HandlerOptions {

@@ -3,7 +3,9 @@ package mint
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"sort"
 )
@@ -82,3 +84,20 @@ func newJTI() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
+
+// Fingerprint returns the first 8 hex characters of the SHA-256 of s: how
+// logs name a subject.
+func Fingerprint(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
+}
+
+// EmbeddedBytes returns the base64url bytes that `,"<claim>":<tokens>` adds to
+// an outer token's payload.
+func EmbeddedBytes(claim string, tokens map[string]string) int {
+	n := len(`,`) + len(jsonString(claim)) + len(`:`) + len(mapJSON(tokens))
+	return base64.RawURLEncoding.EncodedLen(n)
+}
+
+// MapJSON returns the embedded map as compact JSON, keys sorted.
+func (r Result) MapJSON() []byte { return mapJSON(r.Tokens) }

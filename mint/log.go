@@ -13,6 +13,15 @@ const (
 	fieldBudget     = "max_embedded_bytes"
 	fieldDuration   = "duration"
 	fieldGrantTypes = "grant_types"
+
+	fieldExchangeClient = "exchange_client"
+	fieldAPI            = "api"
+	fieldJTI            = "jti"
+	fieldSubjectJTI     = "subject_jti"
+	fieldSubjectIss     = "subject_iss"
+	fieldStatus         = "status"
+	fieldCode           = "error"
+	fieldDescription    = "description"
 )
 
 // Reasons: the stable values of the reason field and of the outcome label of
@@ -27,4 +36,21 @@ const (
 	reasonTimeout      = "timeout"
 	reasonError        = "error"
 	reasonOverBudget   = "over_budget"
+)
+
+// Outcomes of token exchange requests: the stable values of the outcome
+// label of the exchange counter and of the reason field of its logs. Most
+// are the RFC 6749 error code answered.
+const (
+	outcomeOK             = "ok"
+	outcomeInvalidRequest = "invalid_request"
+	outcomeInvalidSubject = "invalid_subject"
+	outcomeInvalidClient  = "invalid_client"
+	outcomeUnsupported    = "unsupported_grant_type"
+	outcomeInvalidTarget  = "invalid_target"
+	outcomeInvalidScope   = "invalid_scope"
+	outcomeTooLarge       = "too_large"
+	outcomeUnavailable    = "unavailable"
+	outcomeNotFound       = "not_found"
+	outcomeError          = "error"
 )

@@ -16,6 +16,8 @@ type Metrics struct {
 	latency    prometheus.Histogram
 	overBudget prometheus.Counter
 	embedded   prometheus.Histogram
+	exchanges  *prometheus.CounterVec
+	exchangeD  prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them on reg (never the global
@@ -29,7 +31,13 @@ type Metrics struct {
 //   - embedtoken_mint_over_budget_total: mints whose embedded map exceeded
 //     max_embedded_bytes (minted anyway);
 //   - embedtoken_mint_embedded_bytes: the base64url bytes each embedded map
-//     adds to an outer token.
+//     adds to an outer token;
+//   - embedtoken_exchange_requests_total{outcome}: token exchange requests by
+//     outcome (ok, invalid_request, invalid_subject, invalid_client,
+//     unsupported_grant_type, invalid_target, invalid_scope, too_large,
+//     unavailable, not_found, error);
+//   - embedtoken_exchange_duration_seconds: the time one token exchange
+//     request takes, subject verification included.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -54,8 +62,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Base64url bytes an embedded map adds to an outer token.",
 			Buckets: prometheus.ExponentialBuckets(256, 2, 8),
 		}),
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "embedtoken_exchange_requests_total",
+			Help: "Token exchange requests, per outcome.",
+		}, []string{"outcome"}),
+		exchangeD: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "embedtoken_exchange_duration_seconds",
+			Help:    "Time to answer one token exchange request, subject verification included.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 2.5, 5},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.tokens, m.hook, m.latency, m.overBudget, m.embedded} {
+	for _, c := range []prometheus.Collector{m.tokens, m.hook, m.latency, m.overBudget, m.embedded, m.exchanges, m.exchangeD} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("mint: register metrics: %w", err)
 		}
@@ -84,4 +101,12 @@ func (m *Metrics) observe(d time.Duration, embeddedBytes int, over bool) {
 	if over {
 		m.overBudget.Inc()
 	}
+}
+
+func (m *Metrics) exchange(outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.exchanges.WithLabelValues(outcome).Inc()
+	m.exchangeD.Observe(d.Seconds())
 }

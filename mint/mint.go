@@ -3,9 +3,6 @@ package mint
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -49,7 +46,8 @@ func (e *ClaimError) Unwrap() error { return e.Err }
 // subject, expired, bad claim) rather than a technical failure.
 func Denied(err error) bool {
 	return errors.Is(err, ErrInvalidSubject) || errors.Is(err, ErrExpired) ||
-		errors.Is(err, ErrClaimTooLarge) || errors.Is(err, ErrClaimInvalid)
+		errors.Is(err, ErrClaimTooLarge) || errors.Is(err, ErrClaimInvalid) ||
+		errors.Is(err, ErrInvalidTarget) || errors.Is(err, ErrInvalidScope)
 }
 
 // Subject is what the issuer knows about the outer access token it is
@@ -111,19 +109,26 @@ type Options struct {
 	Logger *zap.Logger
 	// Metrics records mints. If nil, nothing is recorded.
 	Metrics *Metrics
+	// Subjects verifies the subject tokens of token exchange requests
+	// (NewExchangeHandler). It belongs to the same configuration as the
+	// catalog, so that a reload swaps both at once. If nil, the exchange
+	// endpoint is off (404).
+	Subjects SubjectVerifier
 }
 
 // Minter mints inner tokens for one catalog with its active key. It is
 // immutable and safe for concurrent use; a reload builds a new Minter.
 type Minter struct {
-	cat     *catalog.Catalog
-	keys    *keyRing
-	apis    map[string]*apiPlan
-	roots   []*apiPlan
-	now     func() time.Time
-	log     *zap.Logger
-	audit   *zap.Logger
-	metrics *Metrics
+	cat      *catalog.Catalog
+	keys     *keyRing
+	apis     map[string]*apiPlan
+	roots    []*apiPlan
+	now      func() time.Time
+	log      *zap.Logger
+	audit    *zap.Logger
+	metrics  *Metrics
+	subjects SubjectVerifier
+	clients  map[string]*catalog.ExchangeClient
 }
 
 // apiPlan is an API with everything about its tokens that does not depend
@@ -169,6 +174,13 @@ func New(cat *catalog.Catalog, opts *Options) (*Minter, error) {
 		now:     opts.Now,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
+	}
+	if opts.Subjects != nil && len(cat.ExchangeClients) > 0 {
+		m.subjects = opts.Subjects
+		m.clients = make(map[string]*catalog.ExchangeClient, len(cat.ExchangeClients))
+		for _, c := range cat.ExchangeClients {
+			m.clients[c.Name] = c
+		}
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -269,39 +281,10 @@ func (m *Minter) JWKS() []byte { return m.keys.jwks }
 // fault; others are technical (ctx done, signing failure).
 func (m *Minter) Mint(ctx context.Context, s Subject) (Result, error) {
 	start := time.Now()
-	now := m.now()
 	res := Result{Claim: m.Claim(), Tokens: map[string]string{}}
-	switch {
-	case s.Sub == "":
-		return res, fmt.Errorf("%w: no sub", ErrInvalidSubject)
-	case s.ClientID == "":
-		return res, fmt.Errorf("%w: no client_id", ErrInvalidSubject)
-	case s.Exp.IsZero():
-		return res, fmt.Errorf("%w: no expiry", ErrInvalidSubject)
-	}
-	outerExp := floorUnix(s.Exp)
-	if outerExp <= floorUnix(now) {
-		return res, ErrExpired
-	}
-	st := &mintState{
-		m:       m,
-		s:       &s,
-		now:     floorUnix(now),
-		nowTime: now,
-		granted: make(map[string]bool, len(s.Scopes)),
-		sub:     jsonString(s.Sub),
-		client:  jsonString(s.ClientID),
-		values:  map[string][]byte{},
-		memo:    map[memoKey]string{},
-	}
-	for _, sc := range s.Scopes {
-		st.granted[sc] = true
-	}
-	if m.cat.Minter.MintFor == catalog.MintForAudience {
-		st.audiences = make(map[string]bool, len(s.Audience))
-		for _, a := range s.Audience {
-			st.audiences[a] = true
-		}
+	st, outerExp, err := m.newState(&s, m.now())
+	if err != nil {
+		return res, err
 	}
 	// Check every claim that will be copied before signing anything, so
 	// that a refused claim costs no signature.
@@ -330,6 +313,46 @@ func (m *Minter) Mint(ctx context.Context, s Subject) (Result, error) {
 	return res, nil
 }
 
+// newState checks s and prepares one minting of tokens for it at now. It
+// returns the outer expiry in Unix seconds: no token minted outlives it. The
+// embedding (Mint) and the exchange (Issue) paths share it, so that both
+// narrow and sign alike.
+func (m *Minter) newState(s *Subject, now time.Time) (*mintState, int64, error) {
+	switch {
+	case s.Sub == "":
+		return nil, 0, fmt.Errorf("%w: no sub", ErrInvalidSubject)
+	case s.ClientID == "":
+		return nil, 0, fmt.Errorf("%w: no client_id", ErrInvalidSubject)
+	case s.Exp.IsZero():
+		return nil, 0, fmt.Errorf("%w: no expiry", ErrInvalidSubject)
+	}
+	outerExp := floorUnix(s.Exp)
+	if outerExp <= floorUnix(now) {
+		return nil, 0, ErrExpired
+	}
+	st := &mintState{
+		m:       m,
+		s:       s,
+		now:     floorUnix(now),
+		nowTime: now,
+		granted: make(map[string]bool, len(s.Scopes)),
+		sub:     jsonString(s.Sub),
+		client:  jsonString(s.ClientID),
+		values:  map[string][]byte{},
+		memo:    map[memoKey]string{},
+	}
+	for _, sc := range s.Scopes {
+		st.granted[sc] = true
+	}
+	if m.cat.Minter.MintFor == catalog.MintForAudience {
+		st.audiences = make(map[string]bool, len(s.Audience))
+		for _, a := range s.Audience {
+			st.audiences[a] = true
+		}
+	}
+	return st, outerExp, nil
+}
+
 // auditLog records one mint: client, APIs, jtis, a subject fingerprint —
 // never a token.
 func (m *Minter) auditLog(s *Subject, res *Result) {
@@ -354,23 +377,6 @@ func (m *Minter) auditLog(s *Subject, res *Result) {
 		zap.Strings(fieldJTIs, jtis),
 		zap.Int(fieldBytes, res.EmbeddedBytes))
 }
-
-// Fingerprint returns the first 8 hex characters of the SHA-256 of s: how
-// logs name a subject.
-func Fingerprint(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:4])
-}
-
-// EmbeddedBytes returns the base64url bytes that `,"<claim>":<tokens>` adds to
-// an outer token's payload.
-func EmbeddedBytes(claim string, tokens map[string]string) int {
-	n := len(`,`) + len(jsonString(claim)) + len(`:`) + len(mapJSON(tokens))
-	return base64.RawURLEncoding.EncodedLen(n)
-}
-
-// MapJSON returns the embedded map as compact JSON, keys sorted.
-func (r Result) MapJSON() []byte { return mapJSON(r.Tokens) }
 
 func floorUnix(t time.Time) int64 {
 	// Unix floors for times after 1970; before, a token makes no sense.
@@ -401,6 +407,9 @@ type mintState struct {
 	values    map[string][]byte
 	memo      map[memoKey]string
 	minted    []Minted
+	// act is the compact JSON of the act claim (RFC 8693 4.1) of every
+	// token an exchange mints; nil when embedding.
+	act []byte
 }
 
 // memoKey names a token that can be reused: the same API with the same exp
@@ -493,8 +502,9 @@ func (st *mintState) mint(ctx context.Context, p *apiPlan, bound int64) (string,
 }
 
 // payload serializes the claims of p's token compactly and in a fixed order:
-// iss, aud, sub, client_id, exp, iat, jti, scope, the declared claims in
-// declared order, then the nested map with its keys sorted.
+// iss, aud, sub, client_id, exp, iat, jti, scope, act (exchange only), the
+// declared claims in declared order, then the nested map with its keys
+// sorted.
 func (st *mintState) payload(p *apiPlan, exp int64, jti string, nested map[string]string) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(256 + 600*len(nested))
@@ -515,6 +525,10 @@ func (st *mintState) payload(p *apiPlan, exp int64, jti string, nested map[strin
 	if len(p.api.Scopes) > 0 {
 		b.WriteString(`,"scope":`)
 		b.WriteString(jsonString(strings.Join(scopeOf(p, st.granted), " ")))
+	}
+	if st.act != nil {
+		b.WriteString(`,"act":`)
+		b.Write(st.act)
 	}
 	for _, c := range p.claims {
 		v, err := st.value(c[0])

@@ -20,7 +20,7 @@ const grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 // NewPublicMux returns the public listener's mux: GET JWKSPath (the
 // minter's public keys, active and retired, cacheable) and GET MetadataPath
 // (RFC 8414). The caller may register more handlers on it — the token
-// exchange endpoint at TokenEndpointPath is one.
+// exchange endpoint, NewExchangeHandler, at TokenEndpointPath.
 func NewPublicMux(current Current, opts *HandlerOptions) *http.ServeMux {
 	opts = opts.orZero()
 	maxAge := opts.JWKSMaxAge
