@@ -1179,7 +1179,9 @@ func TestAdversarialHook(t *testing.T) {
 		}
 		return readAnswer(resp)
 	}
-	minted := func() float64 { return metricValue(t, client, "http://"+st.hookAddr.admin+"/metrics", "embedtoken_mint_tokens_total") }
+	minted := func() float64 {
+		return metricValue(t, client, "http://"+st.hookAddr.admin+"/metrics", "embedtoken_mint_tokens_total")
+	}
 
 	t.Run("unauthenticated callers get 401 and nothing is minted", func(t *testing.T) {
 		before := minted()
