@@ -150,7 +150,7 @@ func (e *endpoint) post(ctx context.Context, form url.Values) (int, []byte, erro
 // introspection trusts, or nil (a nil interface) when it declares none. The
 // client caches answers (successes until min(exp, introspection_cache),
 // failures and inactive tokens for 5 s) in a cache of the sidecar's
-// cache_entries, runs at most one introspection per token at a time and at
+// cache_entries (the default when zero), runs at most one introspection per token at a time and at
 // most 64 in all, and gives up on an endpoint after 2 s. opts supplies the
 // logger, registerer and clock. It is safe for concurrent use; build a new
 // one on reload.
@@ -168,7 +168,11 @@ func NewIntrospector(cat *catalog.Catalog, opts *Options) (Introspector, error) 
 	entries := catalog.DefaultCacheEntries
 	if sc := cat.Sidecar; sc != nil {
 		in.leeway = max(sc.Leeway, 0)
-		entries = sc.CacheEntries
+		if sc.CacheEntries > 0 {
+			// Zero turns off the verified-token cache, not this one:
+			// failures are always cached, to spare a struggling endpoint.
+			entries = sc.CacheEntries
+		}
 	}
 	for _, t := range cat.Trusts {
 		if !t.Introspection() {
