@@ -193,6 +193,27 @@ func TestExchangeFailures(t *testing.T) {
 	}
 }
 
+func TestExchangeFailuresCached(t *testing.T) {
+	p := newPhantomEnv(t, phantomOpts{exchange: true})
+	calls := p.token.calls.Load
+	outer := p.withoutOrders()
+	p.token.answer(500, `{"error":"server_error"}`)
+	checkFail(t, p.env, p.get("/orders/1", outer), unavailableFrom(ReasonExchangeFailed))
+	p.token.set(p.issue(5 * time.Minute))
+	p.clock.Advance(4 * time.Second)
+	checkFail(t, p.env, p.get("/orders/1", outer), unavailableFrom(ReasonExchangeFailed))
+	if calls() != 1 {
+		t.Fatalf("exchanges %d within 5 s of a failure, want 1", calls())
+	}
+	p.clock.Advance(2 * time.Second)
+	if rec := p.get("/orders/1", outer); rec.Code != 200 {
+		t.Fatalf("status %d after the failure's 5 s", rec.Code)
+	}
+	if calls() != 2 {
+		t.Fatalf("exchanges %d, want 2", calls())
+	}
+}
+
 func TestNoExchangeBlockKeepsRenewAnswers(t *testing.T) {
 	p := newPhantomEnv(t, phantomOpts{})
 	if p.sc.verifier.exchanger != nil {

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/embedtoken/embedtoken/catalog"
 )
 
 // oauthServer is a fake OAuth endpoint (introspection or token exchange)
@@ -553,4 +555,33 @@ func TestIntrospectionCachedWithoutTokenCache(t *testing.T) {
 	if c := p.intro.calls.Load(); c != 1 {
 		t.Errorf("calls %d, want 1", c)
 	}
+}
+
+// FuzzIntrospectionAnswer feeds arbitrary bodies to the judge of
+// introspection answers: it must never panic, and must return either claims
+// fit for an outer token or a 401 or 503 failure.
+func FuzzIntrospectionAnswer(f *testing.F) {
+	f.Add(hydraSample())
+	f.Add([]byte(`{"active":false}`))
+	f.Add([]byte(`{"active":true,"iss":"http://127.0.0.1:4444","sub":"a","client_id":"c","exp":1800000100,"ext":{"embedded_tokens":{"orders":"x.y.z"}}}`))
+	f.Add([]byte(`{"active":true,"active":true}`))
+	f.Add([]byte(`{"active":"true"}`))
+	f.Add([]byte(`[]`))
+	in := &introspection{leeway: catalog.DefaultLeeway}
+	it := &introspectionTrust{t: &catalog.Trust{Name: "hydra-opaque", Issuer: hydraIssuer}, claim: []string{"ext", "embedded_tokens"}, ttl: time.Minute}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, fail := in.judge(body, it, t0)
+		switch {
+		case fail != nil && c != nil:
+			t.Fatal("claims and a failure")
+		case fail != nil:
+			if fail.Status != 401 && fail.Status != 503 {
+				t.Fatalf("status %d", fail.Status)
+			}
+		case c == nil:
+			t.Fatal("neither claims nor a failure")
+		case c.Issuer != hydraIssuer || c.Subject == "" || c.ClientID == "" || c.Expiry.IsZero() || !c.Until.Equal(t0.Add(time.Minute)):
+			t.Fatalf("accepted claims %+v", c)
+		}
+	})
 }

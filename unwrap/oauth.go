@@ -497,15 +497,31 @@ type exchangeKey struct {
 // exchange obtains this API's inner token through the Exchanger, once for
 // all concurrent requests with the same outer token; why is the reason the
 // embedded token could not be used (ReasonPredatesAPI or
-// ReasonInnerExpired). The caller caches the result like any other.
+// ReasonInnerExpired). The caller caches a result like any other; a failure
+// is cached here for failureTTL (5 s, the Retry-After of a 503), as for
+// introspection, so that a failing endpoint is not asked again at once.
 func (v *Verifier) exchange(ctx context.Context, outerToken string, outer *Claims, source string, why Reason) (*Result, *Failure) {
 	key := exchangeKey{token: tokenKey(outerToken), audience: v.api.Audience}
+	if f, ok := v.exchangeFails.get(&key.token, v.now()); ok {
+		c := *f
+		return nil, &c
+	}
 	r, _, err := v.exchanges.do(ctx, key, func(ctx context.Context) (*Result, error) {
+		// An exchange that finished since this request missed the cache
+		// has cached its result (the verified-token cache has the same
+		// key): use it rather than exchange again.
+		if r, ok := v.cache.get(&key.token, v.now()); ok {
+			return r, nil
+		}
 		ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 		defer cancel()
 		r, f := v.exchangeOnce(ctx, outerToken, outer, source, why)
 		if f != nil {
+			v.exchangeFails.put(&key.token, f, v.now().Add(failureTTL))
 			return nil, f
+		}
+		if v.now().Before(r.Expiry) {
+			v.cache.put(&key.token, r, r.Expiry)
 		}
 		return r, nil
 	})

@@ -88,6 +88,7 @@ type Verifier struct {
 	introspector  Introspector
 	exchanger     Exchanger
 	exchanges     flightGroup[exchangeKey, *Result]
+	exchangeFails *boundedCache[*Failure] // failed exchanges, for failureTTL
 	cache         *tokenCache
 	metrics       *metrics
 	log           *zap.Logger
@@ -139,8 +140,12 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, m *metri
 			v.callers[c.Audience] = true
 		}
 	}
+	if v.exchanger != nil {
+		v.exchangeFails = newBoundedCache[*Failure](catalog.DefaultCacheEntries)
+	}
 	flush := func() {
 		v.cache.flush()
+		v.exchangeFails.flush()
 		m.flushed()
 	}
 	mk := func(name, url, file, caFile string, refresh, minRefetch time.Duration) (*keySet, error) {
