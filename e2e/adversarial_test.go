@@ -17,7 +17,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -1385,10 +1384,4 @@ func metricValue(t *testing.T, client *http.Client, url, name string) float64 {
 // contextWithTimeout is context.WithTimeout on the background context.
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
-}
-
-// errConnRefused reports a dial that was refused (the listener is closed).
-func errConnRefused(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
