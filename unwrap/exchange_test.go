@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -421,5 +422,69 @@ func BenchmarkFallbacks(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkFallbacksInterleaved measures the same requests as
+// BenchmarkFallbacks, but interleaved: each iteration times one request of
+// every kind, so that a shared machine's load drifts over all kinds alike.
+// It reports the median of each, in µs, and the ratios to the embedded
+// request.
+func BenchmarkFallbacksInterleaved(b *testing.B) {
+	p := newPhantomEnv(b, phantomOpts{exchange: true})
+	p.token.set(p.issue(5 * time.Minute))
+	p.intro.answer(200, p.hydraAnswer(p.chain(), nil))
+	v := p.sc.verifier
+	in := p.introspector()
+	ctx := context.Background()
+	tokens := map[string]string{"embedded": p.outer(), "introspection": opaque(), "exchange": p.withoutOrders()}
+	kinds := []string{"embedded", "introspection", "exchange"}
+	samples := map[string][]float64{}
+	measure := func(name string, fn func()) {
+		start := time.Now()
+		fn()
+		samples[name] = append(samples[name], float64(time.Since(start).Nanoseconds())/1e3)
+	}
+	request := func(tok string) func() {
+		return func() {
+			if rec := p.get("/orders/1", tok); rec.Code != 200 {
+				b.Fatalf("status %d", rec.Code)
+			}
+		}
+	}
+	verify := func(tok string) func() {
+		return func() {
+			if _, err := v.Verify(ctx, tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for b.Loop() {
+		for _, k := range kinds {
+			v.cache.flush()
+			in.cache.flush()
+			measure("request-"+k+"-cold", request(tokens[k]))
+			measure("request-"+k+"-cached", request(tokens[k]))
+			v.cache.flush()
+			in.cache.flush()
+			measure("verify-"+k+"-cold", verify(tokens[k]))
+			measure("verify-"+k+"-cached", verify(tokens[k]))
+		}
+	}
+	median := func(xs []float64) float64 {
+		s := slices.Clone(xs)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	for _, level := range []string{"request", "verify"} {
+		for _, state := range []string{"cold", "cached"} {
+			base := median(samples[level+"-embedded-"+state])
+			b.ReportMetric(base, level+"-embedded-"+state+"-µs")
+			for _, k := range kinds[1:] {
+				m := median(samples[level+"-"+k+"-"+state])
+				b.ReportMetric(m, level+"-"+k+"-"+state+"-µs")
+				b.ReportMetric(m/base, level+"-"+k+"-"+state+"-x")
+			}
+		}
 	}
 }
