@@ -17,23 +17,31 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/embedtoken/embedtoken/catalog"
 	"github.com/embedtoken/embedtoken/mint"
-	"github.com/embedtoken/embedtoken/unwrap"
 )
 
 // The demo's subject: granted everything of the shipped example except
 // profile:read, so that one API answers 403.
 const (
-	demoSub      = "alice"
-	demoClient   = "demo-app"
-	demoIssuer   = "https://dev-issuer.embedtoken.internal"
-	demoTrust    = "dev"
-	demoHeaderID = "X-Embedtoken-Demo-Trace"
+	demoSub    = "alice"
+	demoClient = "demo-app"
+	demoIssuer = "https://dev-issuer.embedtoken.internal"
+	demoTrust  = "dev"
+	// The exchange demo: a sidecar of this API holds an exchange block and
+	// authenticates as this exchange client.
+	demoExchangeAPI    = "profile"
+	demoExchangeClient = "profile-sidecar"
+	// demoExchangeKey names the second sidecar of demoExchangeAPI, the one
+	// with the exchange block.
+	demoExchangeKey = demoExchangeAPI + "+exchange"
+	// Opaque (phantom) tokens of the demo's introspection endpoint.
+	demoOpaquePrefix = "demo_at_"
 )
 
 var demoScopes = []string{"orders:read", "orders:write", "billing:charge", "ledger:append", "inventory:read"}
@@ -78,9 +86,11 @@ type demo struct {
 	issuer   *mint.DevIssuer
 	hookURL  string // private listener
 	apiKey   string
-	sidecars map[string]string // API name -> sidecar base URL
+	sidecars map[string]string // API name (or demoExchangeKey) -> sidecar base URL
 	servers  []*http.Server
 	closers  []func()
+
+	opaque *opaqueIssuer
 }
 
 func (d *demo) close() {
@@ -142,19 +152,36 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 		return nil, err
 	}
 	d.apiKey = randomHex(16)
+	exchangeSecret := randomHex(16)
 
-	// The hook: its public listener serves the minter's JWKS to the sidecars.
-	var current *mint.Minter
-	cur := func() *mint.Minter { return current }
-	publicMux := mint.NewPublicMux(cur, &mint.HandlerOptions{Logger: log})
-	publicURL, err := d.listenLoopback(publicMux)
+	// The development issuer's opaque tokens and their introspection
+	// endpoint (RFC 7662): phantom tokens.
+	d.opaque = &opaqueIssuer{tokens: map[string]map[string]any{}}
+	introspectURL, err := d.listenLoopback(d.opaque)
 	if err != nil {
 		return nil, err
 	}
-	d.cat = demoCatalog(base, mk, minterKey, publicURL+mint.JWKSPath, issuerJWKS, d.apiKey)
-	if current, err = mint.New(d.cat, &mint.Options{Logger: log.Named("mint")}); err != nil {
+
+	// The hook: its public listener serves the minter's JWKS to the sidecars
+	// and the token exchange endpoint.
+	var current atomic.Pointer[mint.Minter]
+	cur := current.Load
+	publicURL, err := d.listenLoopback(publicHandler(cur, &mint.HandlerOptions{Logger: log}))
+	if err != nil {
 		return nil, err
 	}
+	d.cat = demoCatalog(base, mk, minterKey, publicURL+mint.JWKSPath, issuerJWKS, d.apiKey, introspectURL, exchangeSecret)
+	subjects, err := newSubjectVerifier(d.cat, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	subjects.Start()
+	d.closers = append(d.closers, subjects.Close)
+	m, err := mint.New(d.cat, &mint.Options{Logger: log.Named("mint"), Subjects: subjects})
+	if err != nil {
+		return nil, err
+	}
+	current.Store(m)
 	if d.hookURL, err = d.listenLoopback(mint.NewHookHandler(cur, &mint.HandlerOptions{Logger: log})); err != nil {
 		return nil, err
 	}
@@ -162,34 +189,47 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 	// One service and one sidecar per API. Services call their callees
 	// through the callees' sidecars, so bind every sidecar first.
 	lns := map[string]net.Listener{}
+	keys := []string{}
 	for _, a := range d.cat.APIs {
+		keys = append(keys, a.Name)
+	}
+	if d.cat.API(demoExchangeAPI) != nil {
+		keys = append(keys, demoExchangeKey)
+	}
+	for _, k := range keys {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		lns[a.Name] = ln
-		d.sidecars[a.Name] = "http://" + ln.Addr().String()
+		lns[k] = ln
+		d.sidecars[k] = "http://" + ln.Addr().String()
 	}
+	svcs := map[string]string{}
 	for _, a := range d.cat.APIs {
-		svcURL, err := d.listenLoopback(d.service(a))
+		if svcs[a.Name], err = d.listenLoopback(d.service(a)); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range keys {
+		name, withExchange := strings.CutSuffix(k, "+exchange")
+		sc, err := d.sidecarCatalog(dir, d.cat.API(name), svcs[name], stderr)
 		if err != nil {
 			return nil, err
 		}
-		sc, err := d.sidecarCatalog(dir, a, svcURL, stderr)
-		if err != nil {
-			return nil, err
+		if withExchange {
+			sc.Exchange = &catalog.Exchange{TokenURL: publicURL + mint.TokenEndpointPath, ClientID: demoExchangeClient, Secret: catalog.NewSecret(exchangeSecret)}
 		}
-		s, err := unwrap.New(sc, &unwrap.Options{Logger: log.Named(a.Name)})
+		s, err := newSidecar(sc, log.Named(k), nil)
 		if err != nil {
-			return nil, fmt.Errorf("sidecar %s: %w", a.Name, err)
+			return nil, fmt.Errorf("sidecar %s: %w", k, err)
 		}
 		s.Start(ctx)
 		d.closers = append(d.closers, s.Close)
 		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: s.MaxHeaderBytes()}
 		d.servers = append(d.servers, srv)
-		go func(ln net.Listener) { _ = srv.Serve(ln) }(lns[a.Name])
+		go func(ln net.Listener) { _ = srv.Serve(ln) }(lns[k])
 		if err := waitReady(ctx, s.Ready); err != nil {
-			return nil, fmt.Errorf("sidecar %s: %w", a.Name, err)
+			return nil, fmt.Errorf("sidecar %s: %w", k, err)
 		}
 	}
 	ok = true
@@ -200,7 +240,7 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 // throwaway minter key, the hook's loopback JWKS, the development issuer's
 // key file, and no Hydra trust (no Hydra runs here). The shipped catalog
 // itself is not modified.
-func demoCatalog(base *catalog.Catalog, key crypto.Signer, shipped *catalog.SigningKey, jwksURL, issuerJWKS, apiKey string) *catalog.Catalog {
+func demoCatalog(base *catalog.Catalog, key crypto.Signer, shipped *catalog.SigningKey, jwksURL, issuerJWKS, apiKey, introspectURL, exchangeSecret string) *catalog.Catalog {
 	c := *base
 	m := *base.Minter
 	m.JWKSURL, m.JWKSFile = jwksURL, ""
@@ -219,6 +259,17 @@ func demoCatalog(base *catalog.Catalog, key crypto.Signer, shipped *catalog.Sign
 			c.Trusts = append(c.Trusts, &tc)
 		}
 	}
+	// Phantom tokens: the development issuer's opaque tokens, introspected.
+	c.Trusts = append(c.Trusts, &catalog.Trust{
+		Name: demoTrust + "-opaque", Issuer: demoIssuer, IntrospectionURL: introspectURL,
+		IntrospectionCache: catalog.DefaultIntrospection, TokenPrefix: demoOpaquePrefix, Claim: []string{m.Claim},
+	})
+	// The token exchange: profile's second sidecar may obtain its tokens.
+	c.ExchangeClients = nil
+	if a := base.API(demoExchangeAPI); a != nil && a.Exposed {
+		c.ExchangeClients = []*catalog.ExchangeClient{{Name: demoExchangeClient, Secret: catalog.NewSecret(exchangeSecret), Audiences: []string{a.Audience}}}
+	}
+	c.Exchange = nil
 	h := catalog.Hook{Listen: "127.0.0.1:0", APIKeyHeader: catalog.DefaultAPIKeyHeader, APIKey: catalog.NewSecret(apiKey), Generic: true, Timeout: catalog.DefaultHookTimeout}
 	if base.Hook != nil {
 		h.APIKeyHeader = base.Hook.APIKeyHeader
@@ -263,6 +314,7 @@ type hop struct {
 	LifetimeS     int64          `json:"lifetime_s"`
 	Bytes         int            `json:"bytes"`
 	Nested        []string       `json:"nested,omitempty"`
+	Act           map[string]any `json:"act,omitempty"`
 	SawOuter      bool           `json:"saw_outer"`
 	SawOtherToken bool           `json:"saw_other_token"`
 	Calls         []hopCall      `json:"calls,omitempty"`
@@ -293,6 +345,7 @@ func (d *demo) service(a *catalog.API) http.Handler {
 				h.Claims[c] = v
 			}
 		}
+		h.Act, _ = claims["act"].(map[string]any)
 		if m, ok := claims[d.cat.Minter.Claim].(map[string]any); ok {
 			for k := range m {
 				h.Nested = append(h.Nested, k)
@@ -340,20 +393,18 @@ func decodeClaims(tok string) map[string]any {
 	return m
 }
 
-// outerToken asks the hook for the embedded map over HTTP, as an issuer
-// would (POST /hooks/generic with the API key), then signs the outer token
-// as the development issuer.
-func (d *demo) outerToken(ctx context.Context) (string, int, error) {
-	exp := d.issuer.Exp()
+// hookMap asks the hook for the embedded map over HTTP, as an issuer
+// would (POST /hooks/generic with the API key).
+func (d *demo) hookMap(ctx context.Context, scopes []string, exp time.Time) (string, map[string]string, error) {
 	body, _ := json.Marshal(map[string]any{
-		"sub": demoSub, "client_id": demoClient, "scope": strings.Join(demoScopes, " "), "claims": demoClaims, "exp": exp.Unix(),
+		"sub": demoSub, "client_id": demoClient, "scope": strings.Join(scopes, " "), "claims": demoClaims, "exp": exp.Unix(),
 	})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.hookURL+"/hooks/generic", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(d.cat.Hook.APIKeyHeader, d.apiKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", 0, fmt.Errorf("hook: %w", err)
+		return "", nil, fmt.Errorf("hook: %w", err)
 	}
 	defer resp.Body.Close()
 	var out struct {
@@ -361,172 +412,45 @@ func (d *demo) outerToken(ctx context.Context) (string, int, error) {
 		Tokens map[string]string `json:"tokens"`
 	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
-		return "", 0, fmt.Errorf("hook answered %s", resp.Status)
+		return "", nil, fmt.Errorf("hook answered %s", resp.Status)
 	}
-	sub := mint.Subject{Sub: demoSub, ClientID: demoClient, Scopes: demoScopes, Claims: demoClaims, Exp: exp}
-	tok, err := d.issuer.Sign(sub, mint.Result{Claim: out.Claim, Tokens: out.Tokens})
-	return tok, len(out.Tokens), err
+	return out.Claim, out.Tokens, nil
 }
 
-// call sends one request with tok to api's sidecar.
-func (d *demo) call(ctx context.Context, api, path, tok string) (*http.Response, []byte, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.sidecars[api]+path, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+// outerToken gets the embedded map from the hook for scopes, drops the
+// tokens of the APIs in without (a token minted before they existed), and
+// signs the outer token as the development issuer.
+func (d *demo) outerToken(ctx context.Context, scopes []string, without ...string) (string, int, error) {
+	exp := d.issuer.Exp()
+	claim, tokens, err := d.hookMap(ctx, scopes, exp)
 	if err != nil {
-		return nil, nil, err
+		return "", 0, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp, b, err
+	for _, api := range without {
+		delete(tokens, api)
+	}
+	sub := mint.Subject{Sub: demoSub, ClientID: demoClient, Scopes: scopes, Claims: demoClaims, Exp: exp}
+	tok, err := d.issuer.Sign(sub, mint.Result{Claim: claim, Tokens: tokens})
+	return tok, len(tokens), err
 }
 
-// tour runs the demonstration and checks what it shows; any surprise is an
-// error (exit 1).
-func (d *demo) tour(ctx context.Context, w io.Writer) error {
-	tok, n, err := d.outerToken(ctx)
+// opaqueToken gets the embedded map from the hook and hands the client an
+// opaque token instead of a JWT: the map stays with the issuer, and the
+// sidecar finds it by introspection.
+func (d *demo) opaqueToken(ctx context.Context, scopes []string) (string, error) {
+	exp := d.issuer.Exp()
+	claim, tokens, err := d.hookMap(ctx, scopes, exp)
 	if err != nil {
-		return err
+		return "", err
 	}
-	outer := decodeClaims(tok)
-	fmt.Fprintf(w, "embedtoken demo: the shipped example on loopback (throwaway keys; development issuer %s)\n\n", demoIssuer)
-	fmt.Fprintf(w, "1. The client gets an outer access token: sub=%s client_id=%s scope=%q\n", demoSub, demoClient, outer["scope"])
-	fmt.Fprintf(w, "   %d bytes, with %d embedded token(s) under %q; the hook minted them, the issuer signed the outer token.\n\n", len(tok), n, d.cat.Minter.Claim)
-
-	entry := d.cat.Roots()[0].Name
-	for _, r := range d.cat.Roots() {
-		if r.Name == "orders" {
-			entry = r.Name
-		}
+	claims := map[string]any{
+		"iss": demoIssuer, "sub": demoSub, "client_id": demoClient, "scope": strings.Join(scopes, " "),
+		"iat": time.Now().Unix(), "exp": exp.Unix(), claim: tokens,
 	}
-	fmt.Fprintf(w, "2. GET %s/%s with the outer token: each hop receives only its own narrowed token\n", d.sidecars[entry], entry)
-	resp, body, err := d.call(ctx, entry, "/"+entry, tok)
-	if err != nil {
-		return err
+	for k, v := range demoClaims {
+		claims[k] = v
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("demo: %s answered %s: %s", entry, resp.Status, body)
-	}
-	var root hop
-	if err := json.Unmarshal(body, &root); err != nil {
-		return err
-	}
-	var problems []string
-	printHop(w, &root, "   ", d.cat, &problems)
-	if len(problems) > 0 {
-		return fmt.Errorf("demo: %s", strings.Join(problems, "; "))
-	}
-	fmt.Fprintf(w, "   No service ever received the outer token (%d bytes) or another service's token.\n\n", len(tok))
-
-	fmt.Fprintln(w, "3. Requests that are refused")
-	tampered := tamper(tok)
-	resp, body, err = d.call(ctx, entry, "/"+entry, tampered)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "   a tampered outer token at %s: %s\n      WWW-Authenticate: %s\n      %s\n", entry, resp.Status, resp.Header.Get("WWW-Authenticate"), strings.TrimSpace(string(body)))
-	if resp.StatusCode != http.StatusUnauthorized {
-		return fmt.Errorf("demo: a tampered token got %s, want 401", resp.Status)
-	}
-	for _, r := range d.cat.Roots() {
-		granted := false
-		for _, s := range r.Scopes {
-			for _, g := range demoScopes {
-				granted = granted || s == g
-			}
-		}
-		if granted || len(r.Scopes) == 0 {
-			continue
-		}
-		resp, body, err = d.call(ctx, r.Name, "/"+r.Name, tok)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "   %s, whose scopes (%s) were not granted: %s\n      WWW-Authenticate: %s\n      %s\n", r.Name, strings.Join(r.Scopes, " "), resp.Status, resp.Header.Get("WWW-Authenticate"), strings.TrimSpace(string(body)))
-		if resp.StatusCode != http.StatusForbidden {
-			return fmt.Errorf("demo: an ungranted API got %s, want 403", resp.Status)
-		}
-	}
-	fmt.Fprintln(w, "\nOK")
-	return nil
-}
-
-// printHop prints one hop and its calls, collecting what breaks the
-// promise of the pattern.
-func printHop(w io.Writer, h *hop, indent string, cat *catalog.Catalog, problems *[]string) {
-	api := cat.API(h.API)
-	claims := make([]string, 0, len(h.Claims))
-	for k, v := range h.Claims {
-		claims = append(claims, fmt.Sprintf("%s=%v", k, v))
-	}
-	sort.Strings(claims)
-	nested := "none"
-	if len(h.Nested) > 0 {
-		nested = "[" + strings.Join(h.Nested, ", ") + "]"
-	}
-	fmt.Fprintf(w, "%s%s received a %d-byte token: aud=%s scope=%q claims={%s} lifetime=%ds nested=%s\n",
-		indent, h.API, h.Bytes, h.Audience, h.Scope, strings.Join(claims, " "), h.LifetimeS, nested)
-	if h.SawOuter || h.SawOtherToken || h.Audience != api.Audience {
-		*problems = append(*problems, h.API+" received a token that is not its own")
-	}
-	for _, s := range strings.Fields(h.Scope) {
-		if !api.HasScope(s) {
-			*problems = append(*problems, fmt.Sprintf("%s received the scope %s", h.API, s))
-		}
-	}
-	if h.LifetimeS > int64(api.Lifetime.Seconds()) {
-		*problems = append(*problems, h.API+"'s token outlives its declared lifetime")
-	}
-	for i, c := range h.Calls {
-		callee := api.Calls[i]
-		branch, next := "├─ ", "│  "
-		if i == len(h.Calls)-1 {
-			branch, next = "└─ ", "   "
-		}
-		if c.Hop == nil {
-			fmt.Fprintf(w, "%s%s%s answered %d\n", indent, branch, callee, c.Status)
-			*problems = append(*problems, fmt.Sprintf("%s -> %s answered %d", h.API, callee, c.Status))
-			continue
-		}
-		fmt.Fprintf(w, "%s%scalls %s through its sidecar, forwarding its own token:\n", indent, branch, callee)
-		printHop(w, c.Hop, indent+next, cat, problems)
-	}
-}
-
-// tamper flips one character of the signature.
-func tamper(tok string) string {
-	b := []byte(tok)
-	i := len(b) - 5
-	if b[i] == 'A' {
-		b[i] = 'B'
-	} else {
-		b[i] = 'A'
-	}
-	return string(b)
-}
-
-func (d *demo) serveForever(ctx context.Context, w io.Writer) error {
-	tok, _, err := d.outerToken(ctx)
-	if err != nil {
-		return err
-	}
-	hdr := filepath.Join(d.tmp, "authorization.header")
-	if err := os.WriteFile(hdr, []byte("Authorization: Bearer "+tok+"\n"), 0o600); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\nServing until Ctrl-C. A fresh outer token (valid for an hour) is in %s, so it stays out of your shell history:\n", hdr)
-	names := make([]string, 0, len(d.sidecars))
-	for n := range d.sidecars {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  curl -s -H @%s %s/%s\n", hdr, d.sidecars[n], n)
-	}
-	fmt.Fprintf(w, "  curl -s -i %s/orders            # no token: 401 with a Bearer challenge\n", d.sidecars["orders"])
-	fmt.Fprintf(w, "  embedtoken inspect < <(cut -d' ' -f3 %s)   # the tree of embedded tokens\n", hdr)
-	<-ctx.Done()
-	return nil
+	return d.opaque.issue(claims), nil
 }
 
 func waitReady(ctx context.Context, ready func() bool) error {
