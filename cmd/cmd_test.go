@@ -158,3 +158,40 @@ func TestKeygen(t *testing.T) {
 		t.Errorf("check with generated key: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+// TestFlagsAfterArguments: flags may follow a positional argument, as in
+// `embedtoken inspect TOKEN --jwks FILE`; "--" ends the flags.
+func TestFlagsAfterArguments(t *testing.T) {
+	tests := []struct {
+		args     []string
+		max      int
+		wantArgs []string
+		wantJWKS []string
+		wantErr  bool
+	}{
+		{[]string{"tok", "--jwks", "a", "--jwks", "b"}, 1, []string{"tok"}, []string{"a", "b"}, false},
+		{[]string{"--jwks", "a", "tok"}, 1, []string{"tok"}, []string{"a"}, false},
+		{[]string{"--", "--jwks"}, 1, []string{"--jwks"}, nil, false},
+		{[]string{"a", "b"}, 1, nil, nil, true},
+		{[]string{"tok", "--nope"}, 1, nil, nil, true},
+	}
+	for _, tc := range tests {
+		fs := newFlags("inspect", "inspect", &bytes.Buffer{})
+		var jwks stringList
+		fs.Var(&jwks, "jwks", "")
+		err := parseFlags(fs, tc.args, tc.max)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%v: err = %v, want error %v", tc.args, err, tc.wantErr)
+			continue
+		}
+		if tc.wantErr {
+			continue
+		}
+		if got := fs.Args(); strings.Join(got, "|") != strings.Join(tc.wantArgs, "|") {
+			t.Errorf("%v: args %q, want %q", tc.args, got, tc.wantArgs)
+		}
+		if strings.Join(jwks, "|") != strings.Join(tc.wantJWKS, "|") {
+			t.Errorf("%v: jwks %q, want %q", tc.args, jwks, tc.wantJWKS)
+		}
+	}
+}

@@ -121,18 +121,39 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses args, turning flag errors into usage errors and
-// refusing stray positional arguments unless maxArgs allows them.
+// refusing stray positional arguments unless maxArgs allows them. Flags may
+// follow positional arguments (`inspect TOKEN --jwks FILE`); "--" ends the
+// flags. The positional arguments are returned.
 func parseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var positional []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return &usageError{msg: err.Error(), hint: fmt.Sprintf("run 'embedtoken %s --help'", fs.Name())}
 		}
-		return &usageError{msg: err.Error(), hint: fmt.Sprintf("run 'embedtoken %s --help'", fs.Name())}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// flag stops at the first non-flag argument, or after "--".
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		rest = rest[1:]
+		args = rest
 	}
-	if fs.NArg() > maxArgs {
-		return &usageError{msg: fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args()[maxArgs:], " ")),
+	if len(positional) > maxArgs {
+		return &usageError{msg: fmt.Sprintf("unexpected arguments: %s", strings.Join(positional[maxArgs:], " ")),
 			hint: fmt.Sprintf("run 'embedtoken %s --help'", fs.Name())}
 	}
+	// Leave the positional arguments where fs.Args() finds them.
+	_ = fs.Parse(append([]string{"--"}, positional...))
 	return nil
 }
 
