@@ -64,8 +64,10 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 	if present(rs.UpstreamRange) {
 		checkURL(rs.Upstream, rs.UpstreamRange, "upstream", d)
 	}
+	s.AdminListen = DefaultSidecarAdminListen
 	if rs.AdminListen != nil {
-		if checkListen(*rs.AdminListen, rs.AdminRange, "admin_listen", d) {
+		s.AdminListen = ""
+		if *rs.AdminListen != "" && checkListen(*rs.AdminListen, rs.AdminRange, "admin_listen", d) {
 			s.AdminListen = *rs.AdminListen
 		}
 	}
@@ -250,6 +252,7 @@ func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d 
 	if rh.PublicListen != nil && checkListen(*rh.PublicListen, rh.PublicRange, "public_listen", d) {
 		h.PublicListen = *rh.PublicListen
 	}
+	h.AdminListen = DefaultHookAdminListen
 	if rh.AdminListen != nil && checkListen(*rh.AdminListen, rh.AdminRange, "admin_listen", d) {
 		h.AdminListen = *rh.AdminListen
 	}

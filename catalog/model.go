@@ -96,6 +96,12 @@ const (
 	DefaultIntrospection    = 60 * time.Second
 	DefaultHookTimeout      = 2 * time.Second
 	DefaultAPIKeyHeader     = "X-Embedtoken-Key"
+	// DefaultSidecarAdminListen and DefaultHookAdminListen are where the
+	// admin listeners (/healthz, /readyz, /metrics) bind when the
+	// configuration does not say: loopback only. A sidecar's
+	// admin_listen = "" turns its admin listener off.
+	DefaultSidecarAdminListen = "127.0.0.1:9901"
+	DefaultHookAdminListen    = "127.0.0.1:9900"
 	// MaxLifetime bounds every lifetime in the catalog: an inner token is
 	// meant to be short-lived.
 	MaxLifetime = 24 * time.Hour
@@ -204,9 +210,11 @@ type TLS struct {
 
 // Sidecar is the sidecar block.
 type Sidecar struct {
-	API             string
-	Listen          string
-	Upstream        string
+	API      string
+	Listen   string
+	Upstream string
+	// AdminListen is where /healthz, /readyz and /metrics are served:
+	// DefaultSidecarAdminListen when not configured, empty when turned off.
 	AdminListen     string
 	Leeway          time.Duration
 	MaxTokenBytes   int
