@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/internal/strictjson"
 )
 
 // DefaultMaxBodyBytes bounds a hook request body when HandlerOptions leaves
@@ -233,9 +234,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeStrict decodes one JSON object from body into v: malformed JSON,
-// a non-object, wrong types and trailing data are errors. Fields v does not
-// name are ignored (Hydra sends many). The error text names positions and
-// fields, never input values.
+// a non-object, wrong types, trailing data and duplicate member names at
+// any depth (`{"sub":"u","sub":"admin"}` must not mint for admin) are
+// errors. Fields v does not name are ignored (Hydra sends many). The error
+// text names positions and fields, never input values.
 func decodeStrict(body []byte, v any) error {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -250,6 +252,9 @@ func decodeStrict(body []byte, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("trailing data after the JSON object")
+	}
+	if err := strictjson.CheckObject(body); err != nil {
+		return err
 	}
 	return nil
 }

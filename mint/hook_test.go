@@ -295,6 +295,8 @@ func TestHookFailures(t *testing.T) {
 		{"syntax error", "/hooks/hydra", testAPIKey, []byte(`{"session": }`), nil, 400, "bad_request", "invalid_request"},
 		{"trailing data", "/hooks/hydra", testAPIKey, append(append([]byte{}, good...), []byte(` {}`)...), nil, 400, "bad_request", "invalid_request"},
 		{"not an object", "/hooks/hydra", testAPIKey, []byte(`[]`), nil, 400, "bad_request", "invalid_request"},
+		{"duplicate member", "/hooks/hydra", testAPIKey, bytes.Replace(good, []byte(`"session"`), []byte(`"session":{},"session"`), 1), nil, 400, "bad_request", "invalid_request"},
+		{"escaped duplicate subject", "/hooks/hydra", testAPIKey, bytes.Replace(good, []byte(`"subject"`), []byte(`"\u0073ubject":"admin","subject"`), 1), nil, 400, "bad_request", "invalid_request"},
 		{"null", "/hooks/hydra", testAPIKey, []byte(`null`), nil, 400, "bad_request", "invalid_request"},
 		{"empty body", "/hooks/hydra", testAPIKey, nil, nil, 400, "bad_request", "invalid_request"},
 		{"wrong type", "/hooks/hydra", testAPIKey, edit(func(m map[string]any) { idToken(m)["subject"] = 42 }), nil, 400, "bad_request", "invalid_request"},
@@ -369,6 +371,8 @@ func TestGenericHook(t *testing.T) {
 		{"claims not an object", `{"sub":"u","client_id":"c","claims":[],"exp":` + itoa(exp) + `}`, 400, nil},
 		{"sub a number", `{"sub":1,"client_id":"c","exp":` + itoa(exp) + `}`, 400, nil},
 		{"trailing data", `{"sub":"u","client_id":"c","exp":` + itoa(exp) + `}x`, 400, nil},
+		{"duplicate sub", `{"sub":"u","client_id":"c","exp":` + itoa(exp) + `,"sub":"admin"}`, 400, nil},
+		{"duplicate claim", `{"sub":"u","client_id":"c","scope":"profile:read","claims":{"name":"a","name":"b"},"exp":` + itoa(exp) + `}`, 400, nil},
 		{"oversized claim", `{"sub":"u","client_id":"c","scope":"profile:read","claims":{"name":"` + strings.Repeat("n", 1100) + `"},"exp":` + itoa(exp) + `}`, 400, nil},
 	}
 	v := fetchJWKS(t, e.pub)
