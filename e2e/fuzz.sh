@@ -31,3 +31,4 @@ run unwrap FuzzRequest 35
 run unwrap FuzzVerify 25
 run mint FuzzHook 20
 run catalog FuzzLoad 20
+run internal/strictjson FuzzAgainstReference 15

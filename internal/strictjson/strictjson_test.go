@@ -50,3 +50,33 @@ func FuzzCheckObject(f *testing.F) {
 		_ = CheckObject(b)
 	})
 }
+
+// FuzzAgainstReference checks the scanner against the decoder-based
+// reference: the same verdict for every input (both nil, or the same error).
+func FuzzAgainstReference(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,{"b":2}]}`, `{"a":1,"a":2}`, `{"\u0061":1,"a":2}`, `{"a":-0.5e+3,"b":"\n"}`, "{\"\xff\":1,\"\xfe\":2}", `{"a":01}`, `{"a":1.}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, want := CheckObject(b), refCheckObject(b)
+		if got != want {
+			t.Fatalf("CheckObject(%q) = %v, reference %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkCheckObject(b *testing.B) {
+	doc := []byte(`{"iss":"https://minter.embedtoken.internal","aud":"https://orders.internal","sub":"alice","client_id":"demo-app","exp":1795966235,"iat":1795962635,"jti":"zycqYYfaKB7pdOd91gLIoA","scope":"orders:read orders:write","email":"alice@example.com","tenant":"acme","embedded_tokens":{"billing":"eyJhbGciOiJFZERTQSJ9.eyJpc3MiOiJ4In0.c2ln","inventory":"eyJhbGciOiJFZERTQSJ9.eyJpc3MiOiJ4In0.c2ln"}}`)
+	b.Run("scanner", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = CheckObject(doc)
+		}
+	})
+	b.Run("decoder", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = refCheckObject(doc)
+		}
+	})
+}
