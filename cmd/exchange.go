@@ -26,19 +26,16 @@ import (
 type subjectVerifier struct {
 	v         *unwrap.Verifier
 	minterIss string
-	// claimPaths maps the issuer of each JWKS trust to its embedded map's
-	// claim path: the members beside the map (Hydra: ext) are the subject's
-	// claims too.
-	claimPaths map[string][]string
 }
 
 var _ mint.SubjectVerifier = (*subjectVerifier)(nil)
 
 // newSubjectVerifier builds the verifier of cat's trusts, with the RFC 7662
-// client of its introspection trusts when it declares any. It starts
-// nothing.
+// client of its introspection trusts when it declares any. It verifies
+// outer tokens only, so it loads no key set for the minter's own JWKS. It
+// starts nothing.
 func newSubjectVerifier(cat *catalog.Catalog, log *zap.Logger, reg prometheus.Registerer) (*subjectVerifier, error) {
-	opts := &unwrap.Options{Logger: log.Named("exchange"), Registerer: reg}
+	opts := &unwrap.Options{Logger: log.Named("exchange"), Registerer: reg, OuterOnly: true}
 	var err error
 	if opts.Introspector, err = unwrap.NewIntrospector(cat, opts); err != nil {
 		return nil, fmt.Errorf("subject tokens: %w", err)
@@ -47,21 +44,7 @@ func newSubjectVerifier(cat *catalog.Catalog, log *zap.Logger, reg prometheus.Re
 	if err != nil {
 		return nil, fmt.Errorf("subject tokens: %w", err)
 	}
-	s := &subjectVerifier{v: v, minterIss: cat.Minter.Issuer, claimPaths: map[string][]string{}}
-	for _, t := range cat.Trusts {
-		if t.Introspection() {
-			continue
-		}
-		if _, dup := s.claimPaths[t.Issuer]; dup {
-			continue // the verifier uses the first trust of an issuer too
-		}
-		path := t.Claim
-		if len(path) == 0 {
-			path = []string{cat.Minter.Claim}
-		}
-		s.claimPaths[t.Issuer] = path
-	}
-	return s, nil
+	return &subjectVerifier{v: v, minterIss: cat.Minter.Issuer}, nil
 }
 
 // Start loads the trusts' key sets and keeps them fresh until Close.
@@ -74,7 +57,11 @@ func (s *subjectVerifier) Ready() bool { return s.v.Ready() }
 // keys already loaded.
 func (s *subjectVerifier) Close() { s.v.Close() }
 
-// VerifySubject implements mint.SubjectVerifier.
+// VerifySubject implements mint.SubjectVerifier. The claims an API may
+// copy, and the prior act, come from the verified claims' Extra: a JWT's
+// top-level claims and an introspection answer's alike, with the members
+// beside the embedded map (Hydra's ext) added. mint copies only the names
+// an API declares, never a registered one.
 func (s *subjectVerifier) VerifySubject(ctx context.Context, token string) (*mint.SubjectToken, error) {
 	c, err := s.v.VerifyOuter(ctx, token)
 	if err != nil {
@@ -84,15 +71,14 @@ func (s *subjectVerifier) VerifySubject(ctx context.Context, token string) (*min
 		Subject: mint.Subject{Sub: c.Subject, ClientID: c.ClientID, Scopes: c.Scopes, Audience: c.Audience, Exp: c.Expiry},
 		Issuer:  c.Issuer,
 		ID:      c.ID,
+		Act:     c.Extra["act"],
 	}
-	if payload, ok := jwsPayload(token); ok {
-		// Verified above: the payload is one strict JSON object.
-		if st.Claims, st.Act, err = subjectClaims(payload, s.claimPaths[c.Issuer]); err != nil {
-			return nil, fmt.Errorf("%w: %w", mint.ErrSubjectToken, err)
+	if len(c.Extra) > 0 {
+		st.Claims = make(map[string]any, len(c.Extra))
+		for k, v := range c.Extra {
+			st.Claims[k] = v
 		}
 	}
-	// An introspected token brings no claims to copy nor act: unwrap.Claims
-	// holds only the registered ones.
 	return st, nil
 }
 
@@ -134,34 +120,4 @@ func unverifiedIssuer(token string) string {
 	}
 	_ = json.Unmarshal(payload, &c)
 	return c.Iss
-}
-
-// subjectClaims returns the claims an API may copy from a verified JWT
-// subject token — its top-level members, overlaid with those of the object
-// that holds the embedded map when the claim path is nested (Hydra puts the
-// hook's claims in ext, beside ext.embedded_tokens) — and its act claim.
-// mint copies only the names an API declares, never a registered one.
-func subjectClaims(payload []byte, claimPath []string) (map[string]any, json.RawMessage, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &top); err != nil {
-		return nil, nil, errors.New("payload is not a JSON object")
-	}
-	claims := make(map[string]any, len(top))
-	for k, v := range top {
-		claims[k] = v
-	}
-	obj := top
-	for i := 0; i+1 < len(claimPath) && obj != nil; i++ {
-		var next map[string]json.RawMessage
-		if raw, ok := obj[claimPath[i]]; !ok || json.Unmarshal(raw, &next) != nil {
-			next = nil
-		}
-		obj = next
-	}
-	if len(claimPath) > 1 {
-		for k, v := range obj {
-			claims[k] = v
-		}
-	}
-	return claims, top["act"], nil
 }

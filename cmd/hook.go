@@ -94,11 +94,11 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 // it answers 404 while the current configuration declares no
 // exchange_client, so that a reload can turn it on or off.
 //
-// Readiness (/readyz) does not wait for the subject verifier's key sets:
-// the minter's own jwks_url usually points at this very listener (through a
-// load balancer that routes only to ready instances), and the hooks must
-// serve the issuer whatever the exchange's state. Until the trusts' keys
-// load, an exchange answers 503 with Retry-After.
+// Readiness (/readyz) does not wait for the subject verifier's key sets
+// (the trusts' ones: it verifies outer tokens only, so it never loads the
+// minter's own, whose jwks_url usually points at this very listener): the
+// hooks must serve the issuer whatever the exchange's state. Until the
+// trusts' keys load, an exchange answers 503 with Retry-After.
 func publicHandler(current mint.Current, hopts *mint.HandlerOptions) http.Handler {
 	mux := mint.NewPublicMux(current, hopts)
 	mux.Handle(mint.TokenEndpointPath, mint.NewExchangeHandler(current, hopts))

@@ -32,6 +32,18 @@ type Claims struct {
 	// Embedded is the embedded map found at the claim path: API name to
 	// inner token. It is nil when the claim is absent or null.
 	Embedded map[string]string
+	// Extra holds the outer token's other claims, undecoded: its top-level
+	// members except the registered ones held above (iss, sub, client_id,
+	// jti, aud, exp, nbf, iat, scope, scp), the member that leads to the
+	// embedded map, and, for an introspected token, the RFC 7662 members
+	// that describe the answer (active, token_type, token_use). When the
+	// claim path is nested (Hydra's ext.embedded_tokens), the members of
+	// the object that holds the map (ext) are added beside them, except
+	// the map itself, registered names, act (RFC 8693 4.1 places it at the
+	// top level) and names the top level already has. It is nil when there
+	// are none, and for inner (minter) tokens. Its values must not be
+	// modified: cached claims share them.
+	Extra map[string]json.RawMessage
 	// Until, when not zero, bounds how long anything derived from these
 	// claims may be cached or trusted without asking again: for an
 	// introspected token, the time of the introspection plus the trust's
@@ -336,6 +348,77 @@ func decodeStrict(data []byte, v any) *Failure {
 		return invalid(ReasonClaimType, errClaimType)
 	}
 	return nil
+}
+
+// registeredClaims are the members that Claims decodes into its fields;
+// they are never in Claims.Extra.
+var registeredClaims = map[string]bool{
+	"iss": true, "sub": true, "client_id": true, "jti": true, "aud": true,
+	"exp": true, "nbf": true, "iat": true, "scope": true, "scp": true,
+}
+
+// introspectionMembers are the members of an RFC 7662 answer that describe
+// the answer rather than the token (Hydra's token_use included).
+var introspectionMembers = map[string]bool{"active": true, "token_type": true, "token_use": true}
+
+// outerClaims reads an outer token's payload (or an introspection answer),
+// already checked by checkJSON: the embedded map at path, as embedded
+// does, and the other claims for Claims.Extra (see there). skip names
+// further top-level members to leave out of Extra.
+func outerClaims(payload []byte, path []string, skip map[string]bool) (map[string]string, map[string]json.RawMessage, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &top); err != nil || top == nil {
+		return nil, nil, errEmbedded
+	}
+	var extra map[string]json.RawMessage
+	add := func(k string, v json.RawMessage) {
+		if extra == nil {
+			extra = make(map[string]json.RawMessage, len(top))
+		}
+		extra[k] = v
+	}
+	for k, v := range top {
+		if registeredClaims[k] || skip[k] || (len(path) > 0 && k == path[0]) {
+			continue
+		}
+		add(k, v)
+	}
+	if len(path) == 0 {
+		return nil, extra, nil
+	}
+	holder := top
+	for _, seg := range path[:len(path)-1] {
+		v, ok := holder[seg]
+		if !ok || string(bytes.TrimSpace(v)) == "null" {
+			return nil, extra, nil
+		}
+		var next map[string]json.RawMessage
+		if err := json.Unmarshal(v, &next); err != nil {
+			return nil, nil, errEmbedded
+		}
+		if next == nil {
+			return nil, extra, nil
+		}
+		holder = next
+	}
+	last := path[len(path)-1]
+	if len(path) > 1 {
+		for k, v := range holder {
+			if _, atTop := top[k]; atTop || k == last || k == "act" || registeredClaims[k] {
+				continue
+			}
+			add(k, v)
+		}
+	}
+	v, ok := holder[last]
+	if !ok || string(bytes.TrimSpace(v)) == "null" {
+		return nil, extra, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(v, &m); err != nil {
+		return nil, nil, errEmbedded
+	}
+	return m, extra, nil
 }
 
 // embedded reads the embedded map at path in the payload: absent or null

@@ -407,11 +407,11 @@ func (in *introspection) judge(body []byte, it *introspectionTrust, now time.Tim
 	if aud := it.t.Audience; len(aud) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(aud, a) }) {
 		return nil, invalid(ReasonAudience, nil)
 	}
-	m, err := embedded(body, it.claim)
+	m, extra, err := outerClaims(body, it.claim, introspectionMembers)
 	if err != nil {
 		return nil, invalid(ReasonEmbeddedType, err)
 	}
-	c.Embedded = m
+	c.Embedded, c.Extra = m, extra
 	c.Until = now.Add(it.ttl)
 	return c, nil
 }

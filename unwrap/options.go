@@ -35,6 +35,12 @@ type Options struct {
 	// Exchanger is the token exchange fallback. If nil, a missing or expired
 	// inner token gets the 401 "renew" answers.
 	Exchanger Exchanger
+	// OuterOnly builds a Verifier (NewVerifier) that serves VerifyOuter
+	// only, as a token exchange endpoint does: it loads no key set for the
+	// minter's JWKS (Start neither fetches it nor waits for it in Ready),
+	// and its Verify refuses every token. New ignores it: a sidecar always
+	// verifies inner tokens.
+	OuterOnly bool
 }
 
 func (o *Options) logger() *zap.Logger {

@@ -64,7 +64,7 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	v, err := newVerifier(cat, api, opts, m, log)
+	v, err := newVerifier(cat, api, opts, false, m, log)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,9 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 // without proxying (a token exchange endpoint verifying subject tokens with
 // VerifyOuter). opts.API, or the catalog's sidecar.api, names the API that
 // Verify checks inner tokens for; it may be empty when only VerifyOuter is
-// used. Call Start before use, and Close after.
+// used. With opts.OuterOnly it verifies outer tokens only (VerifyOuter)
+// and loads no key set for the minter's JWKS. Call Start before use, and
+// Close after.
 func NewVerifier(cat *catalog.Catalog, opts *Options) (*Verifier, error) {
 	if opts == nil {
 		opts = &Options{}
@@ -126,7 +128,7 @@ func NewVerifier(cat *catalog.Catalog, opts *Options) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	return newVerifier(cat, api, opts, m, opts.logger().Named("unwrap"))
+	return newVerifier(cat, api, opts, opts.OuterOnly, m, opts.logger().Named("unwrap"))
 }
 
 // upstreamTransport is tuned for one busy upstream: Go's default keeps 2

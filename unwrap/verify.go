@@ -18,14 +18,18 @@ import (
 // typAccessToken is the typ of inner tokens (RFC 9068), normalized.
 const typAccessToken = "at+jwt"
 
+// errOuterOnly is Verify's cause on a verifier built with Options.OuterOnly.
+var errOuterOnly = errors.New("verifier built for outer tokens only")
+
 // Result is a verified request token: the inner token to forward and what
 // was learned verifying it. A Result is immutable and may be shared (the
 // cache hands the same one to many requests).
 type Result struct {
 	// Inner is the inner token for this API: what is forwarded upstream.
 	Inner string
-	// Outer are the outer token's claims (Embedded dropped); for a minter
-	// token presented directly, the same claims as InnerClaims.
+	// Outer are the outer token's claims (Embedded dropped, Extra kept);
+	// for a minter token presented directly, the same claims as
+	// InnerClaims.
 	Outer *Claims
 	// InnerClaims are the inner token's claims.
 	InnerClaims *Claims
@@ -103,9 +107,10 @@ type trustVerifier struct {
 	claim []string
 }
 
-// newVerifier builds the verifier of api from the catalog. It starts
-// nothing.
-func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, m *metrics, log *zap.Logger) (*Verifier, error) {
+// newVerifier builds the verifier of api from the catalog. With outerOnly
+// it has no minter key set (v.minter is nil): only VerifyOuter works. It
+// starts nothing.
+func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, outerOnly bool, m *metrics, log *zap.Logger) (*Verifier, error) {
 	if cat.Minter == nil {
 		return nil, errors.New("catalog has no minter")
 	}
@@ -163,9 +168,10 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, m *metri
 			now: v.now, log: log, metrics: m, onChange: flush}, nil
 	}
 	var err error
-	mi := cat.Minter
-	if v.minter, err = mk(SourceMinter, mi.JWKSURL, mi.JWKSFile, mi.CAFile, 0, 0); err != nil {
-		return nil, err
+	if mi := cat.Minter; !outerOnly {
+		if v.minter, err = mk(SourceMinter, mi.JWKSURL, mi.JWKSFile, mi.CAFile, 0, 0); err != nil {
+			return nil, err
+		}
 	}
 	for _, t := range cat.Trusts {
 		if t.Introspection() {
@@ -188,9 +194,13 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, m *metri
 	return v, nil
 }
 
-// keySets returns every key set: the minter's first.
+// keySets returns every key set: the minter's first (none for an
+// outer-only verifier).
 func (v *Verifier) keySets() []*keySet {
-	out := []*keySet{v.minter}
+	out := make([]*keySet, 0, 1+len(v.trusts))
+	if v.minter != nil {
+		out = append(out, v.minter)
+	}
 	for _, t := range v.trusts {
 		out = append(out, t.keys)
 	}
@@ -239,6 +249,9 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Re
 	if v.api == nil {
 		return nil, invalid(ReasonNotCaller, errors.New("verifier has no API"))
 	}
+	if v.minter == nil {
+		return nil, invalid(ReasonNotCaller, errOuterOnly)
+	}
 	if v.introspector != nil && !looksLikeJWS(token) {
 		return v.verifyOpaque(ctx, token, now)
 	}
@@ -265,9 +278,9 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Re
 
 // VerifyOuter verifies token as an outer token from a trust issuer only
 // (a minter token is refused): a JWT from a JWKS trust, or an opaque token
-// through the Introspector. It returns its claims, Embedded included (and,
-// for an opaque token, Until). It is what a token exchange endpoint needs
-// for subject tokens.
+// through the Introspector. It returns its claims, Embedded and Extra
+// included (and, for an opaque token, Until). It is what a token exchange
+// endpoint needs for subject tokens (see Options.OuterOnly).
 func (v *Verifier) VerifyOuter(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > v.maxTokenBytes {
 		return nil, invalid(ReasonTooLarge, nil)
@@ -368,11 +381,11 @@ func (v *Verifier) verifyTrust(ctx context.Context, token string, p *parsed, tv 
 	if len(tv.t.Audience) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(tv.t.Audience, a) }) {
 		return nil, invalid(ReasonAudience, nil)
 	}
-	m, err := embedded(p.rawPayload, tv.claim)
+	m, extra, err := outerClaims(p.rawPayload, tv.claim, nil)
 	if err != nil {
 		return nil, invalid(ReasonEmbeddedType, err)
 	}
-	c.Embedded = m
+	c.Embedded, c.Extra = m, extra
 	return c, nil
 }
 
