@@ -34,6 +34,7 @@ type stack struct {
 	sidecars map[string]*sidecar
 	client   *http.Client
 	owner    *testing.T // the test whose end stops the processes, wherever they were started
+	extraEnv []string   // more NAME=value for the processes (secrets that env() in HCL reads)
 }
 
 // sidecar is one running `embedtoken sidecar`.
@@ -146,8 +147,12 @@ func (s *stack) addFile(t *testing.T, name, content string) {
 
 // env is the environment of the embedtoken processes.
 func (s *stack) env() []string {
-	return baseEnv("EMBEDTOKEN_HOOK_KEY=" + s.hookKey)
+	return baseEnv(append([]string{"EMBEDTOKEN_HOOK_KEY=" + s.hookKey}, s.extraEnv...)...)
 }
+
+// setEnv adds NAME=value pairs to the environment of the processes started
+// after it.
+func (s *stack) setEnv(kv ...string) { s.extraEnv = append(s.extraEnv, kv...) }
 
 // startHook runs `embedtoken hook --config DIR` and waits until it is ready
 // and publishes the minter's JWKS.
