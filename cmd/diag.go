@@ -53,3 +53,6 @@ func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
+
+// isError reports whether d is an error (not a warning).
+func isError(d *hcl.Diagnostic) bool { return d.Severity == hcl.DiagError }

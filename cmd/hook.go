@@ -3,15 +3,10 @@ package cmd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -19,10 +14,6 @@ import (
 	"github.com/embedtoken/embedtoken/catalog"
 	"github.com/embedtoken/embedtoken/mint"
 )
-
-// hookPollInterval is how often the hook looks for changed configuration
-// and key files.
-const hookPollInterval = time.Second
 
 // runHook runs the issuer plugin: the private listener (the issuer's hooks),
 // the public one (JWKS, metadata, token exchange) and the admin one (/healthz, /readyz,
@@ -81,7 +72,7 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		rt.watch(wctx, cat)
+		watchConfig(wctx, log, configs, cat, rt.reload)
 	}()
 	err = serve(ctx, log, catalog.DefaultShutdownTimeout, servers)
 	stop()
@@ -195,62 +186,18 @@ func (rt *hookRuntime) swap(m *mint.Minter, subjects *subjectVerifier) {
 	}
 }
 
-// watch reloads on SIGHUP and whenever a configuration or key file (or a
-// configuration folder) changes, until ctx is done.
-func (rt *hookRuntime) watch(ctx context.Context, cat *catalog.Catalog) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	tick := time.NewTicker(hookPollInterval)
-	defer tick.Stop()
-	seen := snapshot(rt.watched(cat))
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			rt.log.Info("reloading", zap.String("reason", "sighup"))
-		case <-tick.C:
-			if now := snapshot(seen.paths()); now.equal(seen) {
-				continue
-			}
-			rt.log.Info("reloading", zap.String("reason", "file_changed"))
-		}
-		if next := rt.reload(); next != nil {
-			cat = next
-		}
-		seen = snapshot(rt.watched(cat))
-	}
-}
-
-// watched lists the paths whose change triggers a reload: the --config
-// paths themselves (a folder's mtime changes when a file is added) and
-// every file the last good configuration read.
-func (rt *hookRuntime) watched(cat *catalog.Catalog) []string {
-	out := append([]string{}, rt.configs...)
-	out = append(out, cat.Files...)
-	return append(out, cat.KeyFiles...)
-}
-
 // reload loads the configuration again and swaps the Minter. A broken
 // configuration keeps the last good one: its diagnostics are logged and
 // counted. It returns the new catalog, or nil.
 func (rt *hookRuntime) reload() *catalog.Catalog {
-	cat, _, diags := catalog.LoadFiles(rt.configs, &catalog.Options{Keys: catalog.KeysRequire})
-	for i, d := range diags {
-		lvl := zap.WarnLevel
-		if diags[i : i+1].HasErrors() {
-			lvl = zap.ErrorLevel
-		}
-		rt.log.Check(lvl, "configuration diagnostic").Write(zap.String("diagnostic", diagLine(d)))
-	}
 	fail := func(err error) *catalog.Catalog {
 		rt.reloads.WithLabelValues("error").Inc()
 		rt.log.Error("reload failed: keeping the last good configuration", zap.String("reason", "reload_failed"), zap.Error(err))
 		return nil
 	}
-	if diags.HasErrors() {
-		return fail(fmt.Errorf("configuration has %d error(s)", countErrors(diags)))
+	cat, err := reloadCatalog(rt.configs, catalog.KeysRequire, rt.log)
+	if err != nil {
+		return fail(err)
 	}
 	if err := checkHookBlock(cat); err != nil {
 		return fail(err)
@@ -266,47 +213,4 @@ func (rt *hookRuntime) reload() *catalog.Catalog {
 	rt.reloads.WithLabelValues("ok").Inc()
 	logLoaded(rt.log, cat, m)
 	return cat
-}
-
-// fileStates is what the watcher compares: each path's modification time
-// and size, or absence.
-type fileStates map[string]fileState
-
-type fileState struct {
-	mod  time.Time
-	size int64
-	ok   bool
-}
-
-func snapshot(paths []string) fileStates {
-	s := make(fileStates, len(paths))
-	for _, p := range paths {
-		if st, err := os.Stat(p); err == nil {
-			s[p] = fileState{mod: st.ModTime(), size: st.Size(), ok: true}
-		} else {
-			s[p] = fileState{}
-		}
-	}
-	return s
-}
-
-func (s fileStates) paths() []string {
-	out := make([]string, 0, len(s))
-	for p := range s {
-		out = append(out, p)
-	}
-	return out
-}
-
-func (s fileStates) equal(o fileStates) bool {
-	if len(s) != len(o) {
-		return false
-	}
-	for p, a := range s {
-		b, ok := o[p]
-		if !ok || a.ok != b.ok || a.size != b.size || !a.mod.Equal(b.mod) {
-			return false
-		}
-	}
-	return true
 }

@@ -5,12 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
-	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,11 +15,9 @@ import (
 	"github.com/embedtoken/embedtoken/unwrap"
 )
 
-// Sidecar reload timing.
-const (
-	reloadPollEvery  = 2 * time.Second
-	reloadReadyLimit = 30 * time.Second
-)
+// reloadReadyLimit bounds how long a reloaded sidecar may take to load its
+// key sets before the running one is kept.
+const reloadReadyLimit = 30 * time.Second
 
 func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("sidecar", "sidecar --config PATH... [--log-level info]", stderr)
@@ -82,8 +75,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	log.Info("sidecar starting", zap.String("api", cfg.API), zap.String("upstream", cfg.Upstream),
 		zap.Int("apis", len(cat.APIs)), zap.Int("trusts", len(cat.Trusts)), zap.Bool("exchange", cat.Exchange != nil))
 
-	r := &reloader{configs: configs, log: log, stderr: stderr, cur: &cur, reg: reg, reloads: reloads, first: cat}
-	go r.run(ctx)
+	r := &reloader{configs: configs, log: log, cur: &cur, reg: reg, reloads: reloads, last: cat}
+	go watchConfig(ctx, log, configs, cat, func() *catalog.Catalog { return r.reload(ctx) })
 
 	drain := cfg.ShutdownTimeout
 	if drain <= 0 {
@@ -114,46 +107,17 @@ func newSidecar(cat *catalog.Catalog, log *zap.Logger, reg prometheus.Registerer
 type reloader struct {
 	configs []string
 	log     *zap.Logger
-	stderr  io.Writer
 	cur     *atomic.Pointer[unwrap.Sidecar]
 	reg     *prometheus.Registry
 	reloads *prometheus.CounterVec
-	first   *catalog.Catalog
-}
-
-func (r *reloader) run(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	cat := r.first
-	stamps := fileStamps(watchList(cat, r.configs))
-	tick := time.NewTicker(reloadPollEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			r.log.Info("reloading on SIGHUP")
-		case <-tick.C:
-			now := fileStamps(watchList(cat, r.configs))
-			if now == stamps {
-				continue
-			}
-			stamps = now
-			r.log.Info("reloading: a configuration or key file changed")
-		}
-		if next := r.reload(ctx, cat); next != nil {
-			cat = next
-			stamps = fileStamps(watchList(cat, r.configs))
-		}
-	}
+	last    *catalog.Catalog // the running configuration; only the watcher's goroutine uses it
 }
 
 // reload builds, starts and swaps in a new sidecar; it returns the new
 // catalog, or nil when the running one stays.
-func (r *reloader) reload(ctx context.Context, old *catalog.Catalog) *catalog.Catalog {
-	cat, err := loadCatalog(r.configs, catalog.KeysSkip, r.stderr)
+func (r *reloader) reload(ctx context.Context) *catalog.Catalog {
+	old := r.last
+	cat, err := reloadCatalog(r.configs, catalog.KeysSkip, r.log)
 	if err == nil && cat.Sidecar == nil {
 		err = errors.New("the configuration has no sidecar block")
 	}
@@ -186,42 +150,8 @@ func (r *reloader) reload(ctx context.Context, old *catalog.Catalog) *catalog.Ca
 	// Requests in flight on the old sidecar finish normally: Close stops
 	// only its key set refreshers and idle connections.
 	old2.Close()
+	r.last = cat
 	r.reloads.WithLabelValues("ok").Inc()
 	r.log.Info("configuration reloaded", zap.Int("apis", len(cat.APIs)), zap.Int("trusts", len(cat.Trusts)))
 	return cat
-}
-
-// watchList is every file whose change triggers a reload: the files read
-// (and the folders given, for new files) and the key files named.
-func watchList(cat *catalog.Catalog, configs []string) []string {
-	out := append([]string{}, configs...)
-	out = append(out, cat.Files...)
-	return append(out, cat.KeyFiles...)
-}
-
-// fileStamps summarizes the modification times and sizes of paths (and,
-// for folders, of their *.hcl files).
-func fileStamps(paths []string) string {
-	var b strings.Builder
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			b.WriteString(p + ":missing;")
-			continue
-		}
-		if st.IsDir() {
-			entries, _ := os.ReadDir(p)
-			for _, e := range entries {
-				if strings.HasSuffix(e.Name(), ".hcl") {
-					if info, err := e.Info(); err == nil {
-						b.WriteString(e.Name() + info.ModTime().String() + ";")
-					}
-				}
-			}
-			continue
-		}
-		b.WriteString(p + st.ModTime().String() + "/" + st.Name() + ";")
-		b.WriteString(strconv.FormatInt(st.Size(), 10) + ";")
-	}
-	return b.String()
 }
