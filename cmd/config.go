@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 
+	"go.uber.org/zap"
+
 	"github.com/embedtoken/embedtoken/catalog"
 )
 
@@ -23,3 +25,26 @@ func loadCatalog(paths []string, keys catalog.KeyMode, stderr io.Writer) (*catal
 }
 
 func countErrors(diags interface{ Errs() []error }) int { return len(diags.Errs()) }
+
+// startDaemon does what every long-running command does first: parse
+// --config (repeatable) and --log-level, build the JSON logger, and load
+// the configuration with keys. The caller syncs the logger when done.
+func startDaemon(name string, args []string, stderr io.Writer, keys catalog.KeyMode) ([]string, *zap.Logger, *catalog.Catalog, error) {
+	fs := newFlags(name, name+" --config PATH [--config PATH]... [--log-level info]", stderr)
+	var configs stringList
+	fs.Var(&configs, "config", "configuration file or folder (repeatable)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return nil, nil, nil, err
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cat, err := loadCatalog(configs, keys, stderr)
+	if err != nil {
+		_ = log.Sync()
+		return nil, nil, nil, err
+	}
+	return configs, log, cat, nil
+}

@@ -20,22 +20,11 @@ import (
 // /metrics). SIGHUP or a changed configuration or key file reloads; a
 // broken new configuration keeps the last good one.
 func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlags("hook", "hook --config PATH [--config PATH]... [--log-level info]", stderr)
-	var configs stringList
-	fs.Var(&configs, "config", "configuration file or folder (repeatable)")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := parseFlags(fs, args, 0); err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, *level)
+	configs, log, cat, err := startDaemon("hook", args, stderr, catalog.KeysRequire)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	cat, err := loadCatalog(configs, catalog.KeysRequire, stderr)
-	if err != nil {
-		return err
-	}
 	if err := checkHookBlock(cat); err != nil {
 		return &configError{msg: err.Error()}
 	}

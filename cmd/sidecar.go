@@ -20,23 +20,11 @@ import (
 const reloadReadyLimit = 30 * time.Second
 
 func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("sidecar", "sidecar --config PATH... [--log-level info]", stderr)
-	var configs stringList
-	fs.Var(&configs, "config", "configuration file or folder (repeatable)")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseFlags(fs, args, 0); err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, *level)
+	configs, log, cat, err := startDaemon("sidecar", args, stderr, catalog.KeysSkip)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-
-	cat, err := loadCatalog(configs, catalog.KeysSkip, stderr)
-	if err != nil {
-		return err
-	}
 	if cat.Sidecar == nil {
 		return &configError{msg: "the configuration has no sidecar block"}
 	}
