@@ -5,11 +5,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/embedtoken/embedtoken/internal/strictjson"
 )
 
 // Claims are the decoded claims of a verified token.
@@ -79,376 +83,595 @@ func (c *Claims) covers(scopes []string) bool {
 var (
 	errDots       = errors.New("not a compact JWS: want exactly three parts")
 	errBase64     = errors.New("bad base64url")
-	errNotObject  = errors.New("not a JSON object")
-	errTrailing   = errors.New("trailing data after JSON")
-	errDuplicate  = errors.New("duplicate member name")
-	errTooDeep    = errors.New("JSON nested too deeply")
 	errClaimType  = errors.New("claim of the wrong JSON type")
 	errEmbedded   = errors.New("embedded map of the wrong JSON type")
 	errBadNumber  = errors.New("bad NumericDate")
 	errCritHeader = errors.New("crit header present")
 )
 
-// maxJSONDepth bounds nesting in headers and claims.
-const maxJSONDepth = 32
+// b64url decodes base64url without padding and refuses stray bits, so that a
+// token has one encoding only.
+var b64url = base64.RawURLEncoding.Strict()
 
-// checkJSON reports an error when data is not exactly one JSON object, or
-// holds duplicate member names at any depth (RFC 7519 4, RFC 8725 3.1 allow
-// parsers to accept them; we never do).
-func checkJSON(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return errNotObject
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errNotObject
-	}
-	if err := checkObject(dec, 1); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errTrailing
-	}
-	return nil
-}
-
-func checkObject(dec *json.Decoder, depth int) error {
-	if depth > maxJSONDepth {
-		return errTooDeep
-	}
-	seen := make(map[string]struct{}, 8)
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return errNotObject
-		}
-		if d, ok := tok.(json.Delim); ok && d == '}' {
-			return nil
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return errNotObject
-		}
-		if _, dup := seen[key]; dup {
-			return errDuplicate
-		}
-		seen[key] = struct{}{}
-		if err := checkValue(dec, depth); err != nil {
-			return err
-		}
-	}
-}
-
-func checkValue(dec *json.Decoder, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return errNotObject
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	switch d {
-	case '{':
-		return checkObject(dec, depth+1)
-	case '[':
-		if depth+1 > maxJSONDepth {
-			return errTooDeep
-		}
-		for dec.More() {
-			if err := checkValue(dec, depth+1); err != nil {
-				return err
-			}
-		}
-		if _, err := dec.Token(); err != nil {
-			return errNotObject
-		}
-		return nil
-	}
-	return errNotObject
-}
+// bytesOf views s as bytes without copying; the bytes must not be written.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // header is the JOSE header of a token, as far as we read it. Keys and
 // URLs in the header (jwk, jku, x5u, x5c) are never read: keys come from the
 // issuer's configured key set only.
 type header struct {
-	Alg  string          `json:"alg"`
-	Kid  string          `json:"kid"`
-	Typ  *string         `json:"typ"`
-	Crit json.RawMessage `json:"crit"`
+	Alg string
+	Kid string
+	// Typ is the typ header; HasTyp is false when it is absent or null.
+	Typ    string
+	HasTyp bool
+	// Crit is true when a crit member is present, whatever its value.
+	Crit bool
 }
 
 // normTyp lower-cases typ and strips an "application/" prefix (RFC 7515
 // 4.1.9). A missing typ is "".
 func (h *header) normTyp() string {
-	if h.Typ == nil {
+	if !h.HasTyp {
 		return ""
 	}
-	t := strings.ToLower(*h.Typ)
+	t := strings.ToLower(h.Typ)
 	return strings.TrimPrefix(t, "application/")
 }
 
-// numericDate is a JSON number of seconds since the epoch; a string or any
-// other type is refused.
-type numericDate struct {
-	set bool
-	t   time.Time
-}
-
-func (n *numericDate) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	if len(b) == 0 || !(b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) {
-		return errClaimType
-	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1<<40 {
-		return errBadNumber
-	}
-	sec := math.Floor(f)
-	n.set, n.t = true, time.Unix(int64(sec), 0)
-	return nil
-}
-
-// audience is a string or an array of strings.
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case string(b) == "null":
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return errClaimType
-		}
-		*a = audience{s}
-		return nil
-	case len(b) > 0 && b[0] == '[':
-		var l []string
-		if err := json.Unmarshal(b, &l); err != nil {
-			return errClaimType
-		}
-		*a = l
-		return nil
-	}
-	return errClaimType
-}
-
-// rawClaims are the registered claims we read, with JSON types enforced.
-type rawClaims struct {
-	Iss      string      `json:"iss"`
-	Sub      string      `json:"sub"`
-	ClientID string      `json:"client_id"`
-	Jti      string      `json:"jti"`
-	Aud      audience    `json:"aud"`
-	Exp      numericDate `json:"exp"`
-	Nbf      numericDate `json:"nbf"`
-	Iat      numericDate `json:"iat"`
-	Scope    *string     `json:"scope"`
-	Scp      *[]string   `json:"scp"`
-}
-
-// parsed is a token split and decoded, but not yet verified.
+// parsed is a token split and decoded, but not yet verified. It is meant to
+// live on the caller's stack: nothing kept beyond verification may alias
+// payload (decoded strings are copies).
 type parsed struct {
 	header header
 	claims Claims
-	// rawPayload is kept to read the embedded map at a claim path.
-	rawPayload []byte
+	// payload is the decoded payload; members are its top-level members
+	// other than the registered claims, in order.
+	payload []byte
+	members []rawMember
+	small   [8]rawMember
+	// signingInput is the token up to its last dot: what was signed; sig
+	// is the base64url signature.
+	signingInput string
+	sig          string
 }
 
-// parseToken splits a compact JWS, decodes its header and payload strictly
-// (base64url without padding, one JSON object, no duplicate member names,
-// registered claims of the right JSON types) and refuses any crit header.
-// It verifies nothing.
-func parseToken(token string) (*parsed, *Failure) {
+// parseToken splits a compact JWS into p, decodes its header and payload
+// strictly (base64url without padding, one JSON object, no duplicate member
+// names, registered claims of the right JSON types; member names match
+// exactly, as RFC 7519 4 wants) and refuses any crit header. The payload
+// is read once: the registered claims are decoded, the other top-level
+// members remembered for the embedded map and Claims.Extra. It verifies
+// nothing.
+func parseToken(token string, p *parsed) *Failure {
 	h, rest, ok := strings.Cut(token, ".")
 	if !ok {
-		return nil, invalid(ReasonMalformed, errDots)
+		return invalid(ReasonMalformed, errDots)
 	}
-	p, sig, ok := strings.Cut(rest, ".")
-	if !ok || strings.IndexByte(sig, '.') >= 0 || h == "" || p == "" || sig == "" {
-		return nil, invalid(ReasonMalformed, errDots)
+	pl, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(sig, '.') >= 0 || h == "" || pl == "" || sig == "" {
+		return invalid(ReasonMalformed, errDots)
 	}
-	hb, err := base64.RawURLEncoding.Strict().DecodeString(h)
+	p.signingInput, p.sig = token[:len(h)+1+len(pl)], sig
+	var hbuf [384]byte
+	hb := hbuf[:0]
+	if n := b64url.DecodedLen(len(h)); n > len(hbuf) {
+		hb = make([]byte, 0, n)
+	}
+	hb, err := b64url.AppendDecode(hb, bytesOf(h))
 	if err != nil {
-		return nil, invalid(ReasonMalformed, errBase64)
+		return invalid(ReasonMalformed, errBase64)
 	}
-	pb, err := base64.RawURLEncoding.Strict().DecodeString(p)
-	if err != nil {
-		return nil, invalid(ReasonMalformed, errBase64)
+	if p.payload, err = b64url.AppendDecode(make([]byte, 0, b64url.DecodedLen(len(pl))), bytesOf(pl)); err != nil {
+		return invalid(ReasonMalformed, errBase64)
 	}
-	out := &parsed{rawPayload: pb}
-	if f := decodeStrict(hb, &out.header); f != nil {
-		return nil, f
+	if f := checkStrict(hb); f != nil {
+		return f
 	}
-	if out.header.Crit != nil {
-		return nil, invalid(ReasonCrit, errCritHeader)
+	if f := decodeHeader(hb, &p.header); f != nil {
+		return f
 	}
-	var rc rawClaims
-	if f := decodeStrict(pb, &rc); f != nil {
-		return nil, f
+	if p.header.Crit {
+		return invalid(ReasonCrit, errCritHeader)
 	}
-	rc.to(&out.claims)
-	return out, nil
-}
-
-// to sets c from the decoded registered claims.
-func (rc *rawClaims) to(c *Claims) {
-	c.Issuer, c.Subject, c.ClientID, c.ID = rc.Iss, rc.Sub, rc.ClientID, rc.Jti
-	c.Audience = rc.Aud
-	if rc.Exp.set {
-		c.Expiry = rc.Exp.t
+	if f := checkStrict(p.payload); f != nil {
+		return f
 	}
-	if rc.Nbf.set {
-		c.NotBefore = rc.Nbf.t
-	}
-	if rc.Iat.set {
-		c.IssuedAt = rc.Iat.t
-	}
-	if rc.Scope != nil {
-		c.HasScopeClaim = true
-		c.Scopes = appendScopes(c.Scopes, strings.Fields(*rc.Scope))
-	}
-	if rc.Scp != nil {
-		c.HasScopeClaim = true
-		c.Scopes = appendScopes(c.Scopes, *rc.Scp)
-	}
-}
-
-func appendScopes(dst, src []string) []string {
-outer:
-	for _, s := range src {
-		if s == "" {
-			continue
-		}
-		for _, d := range dst {
-			if d == s {
-				continue outer
-			}
-		}
-		dst = append(dst, s)
-	}
-	return dst
-}
-
-// decodeStrict checks data with checkJSON, then unmarshals it into v.
-func decodeStrict(data []byte, v any) *Failure {
-	if err := checkJSON(data); err != nil {
-		if errors.Is(err, errDuplicate) {
-			return invalid(ReasonDuplicateMember, err)
-		}
-		return invalid(ReasonMalformed, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
+	p.members = p.small[:0]
+	ok, p.members = decodeClaims(p.payload, &p.claims, p.members)
+	if !ok {
 		return invalid(ReasonClaimType, errClaimType)
 	}
 	return nil
 }
 
-// registeredClaims are the members that Claims decodes into its fields;
+// checkStrict refuses what is not exactly one JSON object, or holds
+// duplicate member names at any depth (RFC 7519 4, RFC 8725 3.1 allow
+// parsers to accept them; we never do).
+func checkStrict(data []byte) *Failure {
+	if err := strictjson.CheckObject(data); err != nil {
+		if errors.Is(err, strictjson.ErrDuplicate) {
+			return invalid(ReasonDuplicateMember, err)
+		}
+		return invalid(ReasonMalformed, err)
+	}
+	return nil
+}
+
+// decodeHeader reads alg, kid, typ and crit from a header object that
+// passed checkStrict.
+func decodeHeader(data []byte, h *header) *Failure {
+	it := objectIter{b: data, i: 1}
+	bad := false
+	for m, more := it.next(); more; m, more = it.next() {
+		switch m.name() {
+		case "alg":
+			bad = !stringInto(m.value, &h.Alg) || bad
+		case "kid":
+			bad = !stringInto(m.value, &h.Kid) || bad
+		case "typ":
+			if m.value[0] == 'n' {
+				h.Typ, h.HasTyp = "", false
+				continue
+			}
+			h.HasTyp = true
+			bad = !stringInto(m.value, &h.Typ) || bad
+		case "crit":
+			h.Crit = true
+		}
+	}
+	if bad {
+		return invalid(ReasonClaimType, errClaimType)
+	}
+	return nil
+}
+
+// decodeClaims reads the registered claims of a payload (or introspection
+// answer) that passed checkStrict into c, and appends its other top-level
+// members to others. ok is false when a registered claim has the wrong
+// JSON type (null counts as absent): strings for iss, sub, client_id, jti
+// and scope; a string or an array of strings for aud; an array of strings
+// for scp; a NumericDate for exp, nbf and iat.
+func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawMember) {
+	it := objectIter{b: data, i: 1}
+	bad := false
+	var scope, scp []byte
+	for m, more := it.next(); more; m, more = it.next() {
+		switch m.name() {
+		case "iss":
+			bad = !stringInto(m.value, &c.Issuer) || bad
+		case "sub":
+			bad = !stringInto(m.value, &c.Subject) || bad
+		case "client_id":
+			bad = !stringInto(m.value, &c.ClientID) || bad
+		case "jti":
+			bad = !stringInto(m.value, &c.ID) || bad
+		case "aud":
+			switch m.value[0] {
+			case '"':
+				c.Audience = []string{jsonString(m.value)}
+			case '[':
+				var good bool
+				c.Audience, good = stringArray(m.value)
+				bad = !good || bad
+			case 'n':
+				c.Audience = nil
+			default:
+				bad = true
+			}
+		case "exp":
+			bad = !dateInto(m.value, &c.Expiry) || bad
+		case "nbf":
+			bad = !dateInto(m.value, &c.NotBefore) || bad
+		case "iat":
+			bad = !dateInto(m.value, &c.IssuedAt) || bad
+		case "scope":
+			switch m.value[0] {
+			case '"':
+				scope = m.value
+			case 'n':
+				scope = nil
+			default:
+				bad = true
+			}
+		case "scp":
+			switch m.value[0] {
+			case '[':
+				scp = m.value
+			case 'n':
+				scp = nil
+			default:
+				bad = true
+			}
+		default:
+			others = append(others, m)
+		}
+	}
+	if bad {
+		return false, others
+	}
+	if scope != nil {
+		c.HasScopeClaim = true
+		for s := range strings.FieldsSeq(jsonString(scope)) {
+			c.Scopes = appendScope(c.Scopes, s)
+		}
+	}
+	if scp != nil {
+		list, good := stringArray(scp)
+		if !good {
+			return false, others
+		}
+		c.HasScopeClaim = true
+		for _, s := range list {
+			c.Scopes = appendScope(c.Scopes, s)
+		}
+	}
+	return true, others
+}
+
+// appendScope appends s to dst unless it is empty or already there.
+func appendScope(dst []string, s string) []string {
+	if s == "" || slices.Contains(dst, s) {
+		return dst
+	}
+	return append(dst, s)
+}
+
+// stringInto sets *dst from a JSON string; null leaves it alone; any other
+// value is the wrong type.
+func stringInto(v []byte, dst *string) bool {
+	switch v[0] {
+	case '"':
+		*dst = jsonString(v)
+		return true
+	case 'n':
+		return true
+	}
+	return false
+}
+
+// dateInto sets *dst from a NumericDate: a JSON number of seconds since the
+// epoch, floored, from 0 to 2^40; null leaves it alone; a string or any
+// other type is refused.
+func dateInto(v []byte, dst *time.Time) bool {
+	if v[0] == 'n' {
+		return true
+	}
+	if !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
+		return false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1<<40 {
+		return false
+	}
+	*dst = time.Unix(int64(math.Floor(f)), 0)
+	return true
+}
+
+// stringArray decodes a JSON array of strings (null elements are "").
+func stringArray(v []byte) ([]string, bool) {
+	it := arrayIter{b: v, i: 1}
+	out := []string{}
+	for e, more := it.next(); more; e, more = it.next() {
+		switch e[0] {
+		case '"':
+			out = append(out, jsonString(e))
+		case 'n':
+			out = append(out, "")
+		default:
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// jsonString decodes a JSON string (quotes included, already validated) as
+// encoding/json does: invalid UTF-8 becomes U+FFFD. The result is a copy.
+func jsonString(q []byte) string {
+	raw := q[1 : len(q)-1]
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw)
+	}
+	var s string
+	_ = json.Unmarshal(q, &s)
+	return s
+}
+
+// rawMember is one member of a JSON object: its name and value as they
+// appear in the document (the name with its quotes).
+type rawMember struct {
+	quoted []byte
+	value  []byte
+}
+
+// name is the member's decoded name. For a plain name (ASCII, no escapes)
+// it aliases the document: compare it, never keep it.
+func (m rawMember) name() string {
+	raw := m.quoted[1 : len(m.quoted)-1]
+	for _, c := range raw {
+		if c == '\\' || c >= 0x80 {
+			return jsonString(m.quoted)
+		}
+	}
+	return unsafe.String(unsafe.SliceData(raw), len(raw))
+}
+
+// objectIter walks the members of a JSON object that passed checkStrict
+// (or is part of one); i starts just past the opening brace. It allocates
+// nothing.
+type objectIter struct {
+	b []byte
+	i int
+}
+
+func (it *objectIter) next() (rawMember, bool) {
+	b := it.b
+	i := skipSpace(b, it.i)
+	if i < len(b) && b[i] == ',' {
+		i = skipSpace(b, i+1)
+	}
+	if i >= len(b) || b[i] != '"' {
+		it.i = len(b)
+		return rawMember{}, false
+	}
+	end := skipString(b, i)
+	m := rawMember{quoted: b[i:end]}
+	i = skipSpace(b, end)
+	i = skipSpace(b, i+1) // ':'
+	end = skipValue(b, i)
+	m.value = b[i:end]
+	it.i = end
+	return m, true
+}
+
+// arrayIter walks the elements of a JSON array that passed checkStrict; i
+// starts just past the opening bracket.
+type arrayIter struct {
+	b []byte
+	i int
+}
+
+func (it *arrayIter) next() ([]byte, bool) {
+	b := it.b
+	i := skipSpace(b, it.i)
+	if i < len(b) && b[i] == ',' {
+		i = skipSpace(b, i+1)
+	}
+	if i >= len(b) || b[i] == ']' {
+		it.i = len(b)
+		return nil, false
+	}
+	end := skipValue(b, i)
+	it.i = end
+	return b[i:end], true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string that starts at b[i].
+func skipString(b []byte, i int) int {
+	i++
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
+		}
+		i += j
+		k := i - 1
+		for b[k] == '\\' {
+			k--
+		}
+		if (i-1-k)%2 == 0 {
+			return i + 1
+		}
+		i++
+	}
+}
+
+// skipValue returns the index just past the value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// isRegistered reports the members that Claims decodes into its fields;
 // they are never in Claims.Extra.
-var registeredClaims = map[string]bool{
-	"iss": true, "sub": true, "client_id": true, "jti": true, "aud": true,
-	"exp": true, "nbf": true, "iat": true, "scope": true, "scp": true,
+func isRegistered(name string) bool {
+	switch name {
+	case "iss", "sub", "client_id", "jti", "aud", "exp", "nbf", "iat", "scope", "scp":
+		return true
+	}
+	return false
 }
 
 // introspectionMembers are the members of an RFC 7662 answer that describe
 // the answer rather than the token (Hydra's token_use included).
 var introspectionMembers = map[string]bool{"active": true, "token_type": true, "token_use": true}
 
-// outerClaims reads an outer token's payload (or an introspection answer),
-// already checked by checkJSON: the embedded map at path, as embedded
-// does, and the other claims for Claims.Extra (see there). skip names
-// further top-level members to leave out of Extra.
-func outerClaims(payload []byte, path []string, skip map[string]bool) (map[string]string, map[string]json.RawMessage, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &top); err != nil || top == nil {
-		return nil, nil, errEmbedded
-	}
-	var extra map[string]json.RawMessage
-	add := func(k string, v json.RawMessage) {
-		if extra == nil {
-			extra = make(map[string]json.RawMessage, len(top))
+// member returns the value of the member called name in obj (an object's
+// members), or nil.
+func member(members []rawMember, name string) []byte {
+	for _, m := range members {
+		if m.name() == name {
+			return m.value
 		}
-		extra[k] = v
 	}
-	for k, v := range top {
-		if registeredClaims[k] || skip[k] || (len(path) > 0 && k == path[0]) {
-			continue
-		}
-		add(k, v)
+	return nil
+}
+
+// objectMembers appends the members of the JSON object v to dst.
+func objectMembers(v []byte, dst []rawMember) []rawMember {
+	it := objectIter{b: v, i: 1}
+	for m, more := it.next(); more; m, more = it.next() {
+		dst = append(dst, m)
 	}
+	return dst
+}
+
+// embeddedMap finds the embedded map at path, given the payload's top-level
+// members: the map object's bytes (nil when absent or null anywhere along
+// the path), and the members of the object holding it when that is not the
+// top level (they join Claims.Extra). An intermediate value that is not an
+// object is an error.
+func embeddedMap(top []rawMember, path []string) (obj []byte, holder []rawMember, err error) {
 	if len(path) == 0 {
-		return nil, extra, nil
+		return nil, nil, nil
 	}
-	holder := top
-	for _, seg := range path[:len(path)-1] {
-		v, ok := holder[seg]
-		if !ok || string(bytes.TrimSpace(v)) == "null" {
-			return nil, extra, nil
+	members := top
+	for i, seg := range path {
+		v := member(members, seg)
+		last := i == len(path)-1
+		if v == nil || v[0] == 'n' {
+			if !last {
+				holder = nil // the map's holder is missing: nothing to add
+			}
+			return nil, holder, nil
 		}
-		var next map[string]json.RawMessage
-		if err := json.Unmarshal(v, &next); err != nil {
+		if v[0] != '{' {
 			return nil, nil, errEmbedded
 		}
-		if next == nil {
-			return nil, extra, nil
+		if last {
+			return v, holder, nil
 		}
-		holder = next
+		holder = objectMembers(v, nil)
+		members = holder
 	}
-	last := path[len(path)-1]
+	return nil, nil, nil
+}
+
+// innerToken returns the value of name in the embedded map obj (found is
+// false when absent). Every value must be a string (or null, read as ""),
+// else the map is of the wrong type. The token is a copy.
+func innerToken(obj []byte, name string) (tok string, found bool, err error) {
+	it := objectIter{b: obj, i: 1}
+	var val []byte
+	for m, more := it.next(); more; m, more = it.next() {
+		if m.value[0] != '"' && m.value[0] != 'n' {
+			return "", false, errEmbedded
+		}
+		if val == nil && m.name() == name {
+			val = m.value
+		}
+	}
+	if val == nil {
+		return "", false, nil
+	}
+	if val[0] == 'n' {
+		return "", true, nil
+	}
+	return jsonString(val), true, nil
+}
+
+// embeddedStrings decodes the whole embedded map obj (nil: no map).
+func embeddedStrings(obj []byte) (map[string]string, error) {
+	if obj == nil {
+		return nil, nil
+	}
+	m := map[string]string{}
+	it := objectIter{b: obj, i: 1}
+	for e, more := it.next(); more; e, more = it.next() {
+		switch e.value[0] {
+		case '"':
+			m[jsonString(e.quoted)] = jsonString(e.value)
+		case 'n':
+			m[jsonString(e.quoted)] = ""
+		default:
+			return nil, errEmbedded
+		}
+	}
+	return m, nil
+}
+
+// outerClaims reads an outer token's payload (or an introspection answer)
+// that passed checkStrict: the embedded map at path, as embedded does, and
+// the other claims for Claims.Extra (see there). skip names further
+// top-level members to leave out of Extra. It is for VerifyOuter and
+// introspection; the sidecar's path reads only its own inner token
+// (innerToken).
+func outerClaims(payload []byte, path []string, skip map[string]bool) (map[string]string, map[string]json.RawMessage, error) {
+	var c Claims
+	_, top := decodeClaims(payload, &c, nil)
+	return extraClaims(top, path, skip)
+}
+
+// extraClaims is outerClaims on the payload's non-registered top-level
+// members.
+func extraClaims(top []rawMember, path []string, skip map[string]bool) (map[string]string, map[string]json.RawMessage, error) {
+	obj, holder, err := embeddedMap(top, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := embeddedStrings(obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	var extra map[string]json.RawMessage
+	add := func(k string, v []byte) {
+		if extra == nil {
+			extra = make(map[string]json.RawMessage, len(top)+len(holder))
+		}
+		extra[k] = bytes.Clone(v)
+	}
+	atTop := make(map[string]bool, len(top))
+	for _, mb := range top {
+		k := jsonString(mb.quoted)
+		atTop[k] = true
+		if skip[k] || (len(path) > 0 && k == path[0]) {
+			continue
+		}
+		add(k, mb.value)
+	}
 	if len(path) > 1 {
-		for k, v := range holder {
-			if _, atTop := top[k]; atTop || k == last || k == "act" || registeredClaims[k] {
+		last := path[len(path)-1]
+		for _, mb := range holder {
+			k := jsonString(mb.quoted)
+			if atTop[k] || k == last || k == "act" || isRegistered(k) {
 				continue
 			}
-			add(k, v)
+			add(k, mb.value)
 		}
-	}
-	v, ok := holder[last]
-	if !ok || string(bytes.TrimSpace(v)) == "null" {
-		return nil, extra, nil
-	}
-	var m map[string]string
-	if err := json.Unmarshal(v, &m); err != nil {
-		return nil, nil, errEmbedded
 	}
 	return m, extra, nil
 }
 
-// embedded reads the embedded map at path in the payload: absent or null
-// anywhere along the path means no map (nil, nil); an object of strings is
-// the map; anything else is an error.
+// embedded reads the embedded map at path in a payload that passed
+// checkStrict: absent or null anywhere along the path means no map (nil,
+// nil); an object of strings is the map; anything else is an error.
 func embedded(payload []byte, path []string) (map[string]string, error) {
-	if len(path) == 0 {
-		return nil, nil
+	var c Claims
+	_, top := decodeClaims(payload, &c, nil)
+	obj, _, err := embeddedMap(top, path)
+	if err != nil {
+		return nil, err
 	}
-	cur := json.RawMessage(payload)
-	for _, seg := range path {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(cur, &obj); err != nil {
-			return nil, errEmbedded
-		}
-		if obj == nil {
-			return nil, nil
-		}
-		v, ok := obj[seg]
-		if !ok || string(bytes.TrimSpace(v)) == "null" {
-			return nil, nil
-		}
-		cur = v
-	}
-	var m map[string]string
-	if err := json.Unmarshal(cur, &m); err != nil {
-		return nil, errEmbedded
-	}
-	if m == nil {
-		return nil, nil
-	}
-	return m, nil
+	return embeddedStrings(obj)
 }

@@ -84,24 +84,21 @@ func Inspect(token string, opts *InspectOptions) (*Node, error) {
 
 func inspect(name, token string, opts *InspectOptions, keys []jose.JSONWebKey, depth int) (*Node, error) {
 	n := &Node{Name: name, Bytes: len(token)}
-	p, f := parseToken(token)
-	if f != nil {
+	p := new(parsed)
+	if f := parseToken(token, p); f != nil {
 		return n, fmt.Errorf("%w: %s", ErrMalformed, describe(f))
 	}
 	c := &p.claims
-	n.Alg, n.Kid = p.header.Alg, p.header.Kid
-	if p.header.Typ != nil {
-		n.Typ = *p.header.Typ
-	}
+	n.Alg, n.Kid, n.Typ = p.header.Alg, p.header.Kid, p.header.Typ
 	n.Issuer, n.Subject, n.ClientID, n.ID = c.Issuer, c.Subject, c.ClientID, c.ID
 	n.Audience, n.Scopes = c.Audience, c.Scopes
 	n.Expiry, n.NotBefore, n.IssuedAt = c.Expiry, c.NotBefore, c.IssuedAt
 	if keys != nil {
 		n.Checked = true
-		n.VerifyErr = verifyWith(token, p, keys)
+		n.VerifyErr = verifyWith(p, keys)
 		n.Verified = n.VerifyErr == nil
 	}
-	path, m, size, err := findEmbedded(p.rawPayload, opts.ClaimPaths)
+	path, m, size, err := findEmbedded(p.payload, opts.ClaimPaths)
 	if err != nil {
 		return n, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
@@ -141,7 +138,7 @@ func describe(f *Failure) string {
 }
 
 // verifyWith checks the token's signature with keys.
-func verifyWith(token string, p *parsed, keys []jose.JSONWebKey) error {
+func verifyWith(p *parsed, keys []jose.JSONWebKey) error {
 	alg := jose.SignatureAlgorithm(p.header.Alg)
 	ks := &keySet{}
 	ks.cur.Store(&keyIndex{keys: keys})
@@ -149,11 +146,10 @@ func verifyWith(token string, p *parsed, keys []jose.JSONWebKey) error {
 	if err != nil {
 		return err
 	}
-	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{alg})
-	if err != nil {
-		return err
-	}
-	if _, err := jws.Verify(key.Key); err != nil {
+	if err := verifySignature(key.Key, alg, p.signingInput, p.sig); err != nil {
+		if errors.Is(err, errBase64) {
+			return err
+		}
 		return errors.New("bad signature")
 	}
 	return nil

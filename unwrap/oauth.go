@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/internal/strictjson"
 )
 
 // This file holds the clients of the two OAuth endpoints a sidecar calls:
@@ -358,14 +359,6 @@ func (in *introspection) call(ctx context.Context, it *introspectionTrust, token
 	return &introspected{fail: f}, introRefused
 }
 
-// introspectionAnswer is an RFC 7662 answer: active, token_use (Hydra) and
-// the registered claims, with JSON types enforced.
-type introspectionAnswer struct {
-	Active   *bool   `json:"active"`
-	TokenUse *string `json:"token_use"`
-	rawClaims
-}
-
 // judge reads an introspection answer. An answer that is not the RFC 7662
 // grammar (one JSON object without duplicate members, a boolean active,
 // registered members of their types) is garbage: 503, the token may be
@@ -377,27 +370,32 @@ type introspectionAnswer struct {
 // granted; active and token_use already tell an access token from others,
 // which is what the required claims do for JWTs (RFC 8725 3.12).
 func (in *introspection) judge(body []byte, it *introspectionTrust, now time.Time) (*Claims, *Failure) {
-	if err := checkJSON(body); err != nil {
+	if err := strictjson.CheckObject(body); err != nil {
 		return nil, unavailable(ReasonIntrospection, fmt.Errorf("introspection answer: %w", err))
 	}
-	var a introspectionAnswer
-	if err := json.Unmarshal(body, &a); err != nil {
+	c := &Claims{}
+	ok, top := decodeClaims(body, c, nil)
+	if !ok {
 		return nil, unavailable(ReasonIntrospection, fmt.Errorf("introspection answer: %w", errClaimType))
 	}
-	if a.Active == nil {
+	// active must be a boolean, token_use a string (or null) when present.
+	active, tokenUse := member(top, "active"), member(top, "token_use")
+	if tokenUse != nil && tokenUse[0] != '"' && tokenUse[0] != 'n' ||
+		active != nil && active[0] != 't' && active[0] != 'f' && active[0] != 'n' {
+		return nil, unavailable(ReasonIntrospection, fmt.Errorf("introspection answer: %w", errClaimType))
+	}
+	if active == nil || active[0] == 'n' {
 		return nil, unavailable(ReasonIntrospection, errNotActive)
 	}
-	if !*a.Active {
+	if active[0] != 't' {
 		return nil, invalid(ReasonInactive, nil)
 	}
-	if a.Iss != it.t.Issuer {
+	if c.Issuer != it.t.Issuer {
 		return nil, invalid(ReasonUnknownIssuer, nil)
 	}
-	if a.TokenUse != nil && *a.TokenUse != "access_token" {
+	if tokenUse != nil && tokenUse[0] == '"' && jsonString(tokenUse) != "access_token" {
 		return nil, invalid(ReasonTokenUse, nil)
 	}
-	c := &Claims{}
-	a.to(c)
 	if f := checkTimes(c, now, in.leeway, false); f != nil {
 		return nil, f
 	}
@@ -407,7 +405,7 @@ func (in *introspection) judge(body []byte, it *introspectionTrust, now time.Tim
 	if aud := it.t.Audience; len(aud) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(aud, a) }) {
 		return nil, invalid(ReasonAudience, nil)
 	}
-	m, extra, err := outerClaims(body, it.claim, introspectionMembers)
+	m, extra, err := extraClaims(top, it.claim, introspectionMembers)
 	if err != nil {
 		return nil, invalid(ReasonEmbeddedType, err)
 	}
@@ -470,13 +468,13 @@ func (x *exchangeClient) Exchange(ctx context.Context, subjectToken, audience st
 		var eb struct {
 			Error string `json:"error"`
 		}
-		if checkJSON(body) == nil && json.Unmarshal(body, &eb) == nil && slices.Contains(oauthCodes, eb.Error) {
+		if strictjson.CheckObject(body) == nil && json.Unmarshal(body, &eb) == nil && slices.Contains(oauthCodes, eb.Error) {
 			se.Code = eb.Error
 		}
 		return "", fmt.Errorf("token exchange: %w", se)
 	}
 	var a exchangeAnswer
-	if err := checkJSON(body); err != nil {
+	if err := strictjson.CheckObject(body); err != nil {
 		return "", fmt.Errorf("token exchange: %w: %w", errExchangeAnswer, err)
 	}
 	if err := json.Unmarshal(body, &a); err != nil || a.AccessToken == "" ||
@@ -579,7 +577,7 @@ func (v *Verifier) exchangeOnce(ctx context.Context, outerToken string, outer *C
 		ce.Write(zap.String(fieldIssuer, source), zap.String(fieldJTI, ic.ID), zap.String(fieldTokenFP, fingerprint(outerToken)),
 			zap.Duration(fieldDuration, d))
 	}
-	r := v.result(tok, outer, ic, source)
+	r := v.result(tok, outer, &ic, source)
 	r.Exchanged = true
 	return r, nil
 }

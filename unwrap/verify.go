@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
@@ -27,9 +27,10 @@ var errOuterOnly = errors.New("verifier built for outer tokens only")
 type Result struct {
 	// Inner is the inner token for this API: what is forwarded upstream.
 	Inner string
-	// Outer are the outer token's claims (Embedded dropped, Extra kept);
-	// for a minter token presented directly, the same claims as
-	// InnerClaims.
+	// Outer are the outer token's registered claims; for a minter token
+	// presented directly, the same claims as InnerClaims. Its Embedded and
+	// Extra are nil: a Result holds what the request path needs, since the
+	// verified-token cache keeps it (VerifyOuter returns both).
 	Outer *Claims
 	// InnerClaims are the inner token's claims.
 	InnerClaims *Claims
@@ -42,6 +43,10 @@ type Result struct {
 	Expiry time.Time
 	// Exchanged is true when Inner was obtained by token exchange.
 	Exchanged bool
+
+	// authz is "Bearer " + Inner, the Authorization header forwarded
+	// upstream; Inner is its tail, so both cost one string.
+	authz string
 }
 
 // Sources of a Result besides trust names.
@@ -89,6 +94,7 @@ type Verifier struct {
 	minter        *keySet
 	trusts        []*trustVerifier
 	callers       map[string]bool // audiences of the APIs that call this one
+	innerAud      []string        // the audience of inner tokens, shared by results
 	introspector  Introspector
 	exchanger     Exchanger
 	exchanges     flightGroup[exchangeKey, *Result]
@@ -141,6 +147,7 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, outerOnl
 		v.cache = newTokenCache(catalog.DefaultCacheEntries)
 	}
 	if api != nil {
+		v.innerAud = []string{api.Audience}
 		for _, c := range cat.Callers(api.Name) {
 			v.callers[c.Audience] = true
 		}
@@ -209,7 +216,7 @@ func (v *Verifier) keySets() []*keySet {
 
 // tokenKey is the cache key of a token: its full SHA-256.
 func tokenKey(token string) cacheKey {
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+	return sha256.Sum256(bytesOf(token))
 }
 
 // Verify verifies a request's bearer token for this API and returns the
@@ -223,26 +230,50 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Result, error) {
 
 // verifyCached is Verify that also reports a cache hit.
 func (v *Verifier) verifyCached(ctx context.Context, token string) (*Result, bool, error) {
-	if len(token) > v.maxTokenBytes {
-		return nil, false, invalid(ReasonTooLarge, nil)
-	}
-	now := v.now()
-	key := tokenKey(token)
-	if r, ok := v.cache.get(&key, now); ok {
-		v.metrics.cache(true)
+	var key cacheKey
+	if r, ok := v.cached(token, &key); ok {
 		return r, true, nil
 	}
+	r, err := v.verifyUncached(ctx, token, &key)
+	return r, false, err
+}
+
+// cached returns the cached result for token, and counts the hit (a miss
+// is counted by verifyUncached). It sets *key to the token's cache key when
+// it computed it.
+func (v *Verifier) cached(token string, key *cacheKey) (*Result, bool) {
+	if len(token) > v.maxTokenBytes || v.cache == nil {
+		return nil, false
+	}
+	*key = tokenKey(token)
+	r, ok := v.cache.get(key, v.now())
+	if ok {
+		v.metrics.cache(true)
+	}
+	return r, ok
+}
+
+// verifyUncached verifies token (a cache miss) and caches the result; key
+// is the one cached set, if it did.
+func (v *Verifier) verifyUncached(ctx context.Context, token string, key *cacheKey) (*Result, error) {
+	if len(token) > v.maxTokenBytes {
+		return nil, invalid(ReasonTooLarge, nil)
+	}
 	v.metrics.cache(false)
+	now := v.now()
 	start := time.Now()
 	r, f := v.verify(ctx, token, now)
 	v.metrics.verified(time.Since(start), f == nil)
 	if f != nil {
-		return nil, false, f
+		return nil, f
 	}
-	if now.Before(r.Expiry) {
-		v.cache.put(&key, r, r.Expiry)
+	if now.Before(r.Expiry) && v.cache != nil {
+		if *key == (cacheKey{}) {
+			*key = tokenKey(token)
+		}
+		v.cache.put(key, r, r.Expiry)
 	}
-	return r, false, nil
+	return r, nil
 }
 
 func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Result, *Failure) {
@@ -255,8 +286,8 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Re
 	if v.introspector != nil && !looksLikeJWS(token) {
 		return v.verifyOpaque(ctx, token, now)
 	}
-	p, f := parseToken(token)
-	if f != nil {
+	p := new(parsed)
+	if f := parseToken(token, p); f != nil {
 		return nil, f
 	}
 	if p.claims.Issuer == v.minterIssuer {
@@ -266,14 +297,28 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Re
 	if tv == nil {
 		return nil, invalid(ReasonUnknownIssuer, nil)
 	}
-	outer, f := v.verifyTrust(ctx, token, p, tv, now)
-	if f != nil {
+	if f := v.verifyTrust(ctx, p, tv, now); f != nil {
 		return nil, f
+	}
+	inner, found, err := innerAt(p.members, tv.claim, v.api.Name)
+	if err != nil {
+		return nil, invalid(ReasonEmbeddedType, err)
 	}
 	if !v.api.Exposed {
 		return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
 	}
-	return v.innerFrom(ctx, token, outer, tv.t.Name, now)
+	return v.innerFrom(ctx, token, &p.claims, inner, found, tv.t.Name, now)
+}
+
+// innerAt reads this API's inner token from the embedded map at path,
+// given the payload's top-level members; the other APIs' tokens are only
+// type-checked.
+func innerAt(top []rawMember, path []string, api string) (string, bool, error) {
+	obj, _, err := embeddedMap(top, path)
+	if err != nil || obj == nil {
+		return "", false, err
+	}
+	return innerToken(obj, api)
 }
 
 // VerifyOuter verifies token as an outer token from a trust issuer only
@@ -292,29 +337,28 @@ func (v *Verifier) VerifyOuter(ctx context.Context, token string) (*Claims, erro
 		}
 		return c, nil
 	}
-	p, f := parseToken(token)
-	if f != nil {
+	p := new(parsed)
+	if f := parseToken(token, p); f != nil {
 		return nil, f
 	}
 	tv := v.trustFor(p.claims.Issuer)
 	if tv == nil {
 		return nil, invalid(ReasonUnknownIssuer, nil)
 	}
-	c, f := v.verifyTrust(ctx, token, p, tv, v.now())
-	if f != nil {
+	if f := v.verifyTrust(ctx, p, tv, v.now()); f != nil {
 		return nil, f
 	}
-	return c, nil
+	m, extra, err := extraClaims(p.members, tv.claim, nil)
+	if err != nil {
+		return nil, invalid(ReasonEmbeddedType, err)
+	}
+	c := p.claims
+	c.Embedded, c.Extra = m, extra
+	return &c, nil
 }
 
 func looksLikeJWS(token string) bool {
-	n := 0
-	for i := 0; i < len(token); i++ {
-		if token[i] == '.' {
-			n++
-		}
-	}
-	return n == 2
+	return strings.Count(token, ".") == 2
 }
 
 func (v *Verifier) trustFor(iss string) *trustVerifier {
@@ -335,7 +379,8 @@ func (v *Verifier) verifyOpaque(ctx context.Context, token string, now time.Time
 	if !v.api.Exposed {
 		return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
 	}
-	return v.innerFrom(ctx, token, c, SourceIntrospection, now)
+	inner, found := c.Embedded[v.api.Name]
+	return v.innerFrom(ctx, token, c, inner, found, SourceIntrospection, now)
 }
 
 // introspect asks the Introspector about an opaque token.
@@ -356,54 +401,40 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*Claims, *Fail
 	return c, nil
 }
 
-// verifyTrust verifies an outer token from a JWKS trust issuer.
-func (v *Verifier) verifyTrust(ctx context.Context, token string, p *parsed, tv *trustVerifier, now time.Time) (*Claims, *Failure) {
+// verifyTrust verifies an outer token from a JWKS trust issuer; the embedded
+// map is the caller's to read.
+func (v *Verifier) verifyTrust(ctx context.Context, p *parsed, tv *trustVerifier, now time.Time) *Failure {
 	alg := jose.SignatureAlgorithm(p.header.Alg)
 	if !slices.Contains(tv.t.Algorithms, alg) {
-		return nil, invalid(ReasonAlgNotAllowed, nil)
+		return invalid(ReasonAlgNotAllowed, nil)
 	}
 	if !slices.Contains(tv.typ, p.header.normTyp()) {
-		return nil, invalid(ReasonTyp, nil)
+		return invalid(ReasonTyp, nil)
 	}
-	if f := v.checkSignature(ctx, token, p, tv.keys, alg); f != nil {
-		return nil, f
+	if f := v.checkSignature(ctx, p, tv.keys, alg); f != nil {
+		return f
 	}
 	c := &p.claims
 	if c.Issuer != tv.t.Issuer {
-		return nil, invalid(ReasonUnknownIssuer, nil)
+		return invalid(ReasonUnknownIssuer, nil)
 	}
+	c.Issuer = tv.t.Issuer // the configured string: a cached result keeps no copy
 	if f := checkTimes(c, now, v.leeway, false); f != nil {
-		return nil, f
+		return f
 	}
 	if c.Subject == "" || c.ID == "" || c.ClientID == "" || !c.HasScopeClaim {
-		return nil, invalid(ReasonMissingClaim, errors.New("an access token needs sub, jti, client_id and scope or scp"))
+		return invalid(ReasonMissingClaim, errors.New("an access token needs sub, jti, client_id and scope or scp"))
 	}
 	if len(tv.t.Audience) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(tv.t.Audience, a) }) {
-		return nil, invalid(ReasonAudience, nil)
+		return invalid(ReasonAudience, nil)
 	}
-	m, extra, err := outerClaims(p.rawPayload, tv.claim, nil)
-	if err != nil {
-		return nil, invalid(ReasonEmbeddedType, err)
-	}
-	c.Embedded, c.Extra = m, extra
-	return c, nil
+	return nil
 }
 
-// verifyMinterToken verifies a token the minter signed: allowed alg, typ
-// at+jwt, a key from the minter's key set, iss, exp, nbf, iat, jti, sub,
-// client_id, and one audience.
-func (v *Verifier) verifyMinterToken(ctx context.Context, token string, now time.Time) (*parsed, *Failure) {
-	if len(token) > v.maxTokenBytes {
-		return nil, invalid(ReasonTooLarge, nil)
-	}
-	p, f := parseToken(token)
-	if f != nil {
-		return nil, f
-	}
-	return p, v.checkMinter(ctx, token, p, now)
-}
-
-func (v *Verifier) checkMinter(ctx context.Context, token string, p *parsed, now time.Time) *Failure {
+// checkMinter verifies a token the minter signed: allowed alg, typ at+jwt,
+// a key from the minter's key set, iss, exp, nbf, iat, jti, sub, client_id,
+// and one audience.
+func (v *Verifier) checkMinter(ctx context.Context, p *parsed, now time.Time) *Failure {
 	alg := jose.SignatureAlgorithm(p.header.Alg)
 	if !slices.Contains(v.minterAlgs, alg) {
 		return invalid(ReasonAlgNotAllowed, nil)
@@ -411,13 +442,14 @@ func (v *Verifier) checkMinter(ctx context.Context, token string, p *parsed, now
 	if p.header.normTyp() != typAccessToken {
 		return invalid(ReasonTyp, nil)
 	}
-	if f := v.checkSignature(ctx, token, p, v.minter, alg); f != nil {
+	if f := v.checkSignature(ctx, p, v.minter, alg); f != nil {
 		return f
 	}
 	c := &p.claims
 	if c.Issuer != v.minterIssuer {
 		return invalid(ReasonUnknownIssuer, nil)
 	}
+	c.Issuer = v.minterIssuer
 	if f := checkTimes(c, now, v.leeway, true); f != nil {
 		return f
 	}
@@ -434,7 +466,7 @@ func (v *Verifier) checkMinter(ctx context.Context, token string, p *parsed, now
 // API's own token (accepted as it is, unless the API is not exposed), or a
 // calling API's token holding ours in its embedded map.
 func (v *Verifier) verifyMinterOuter(ctx context.Context, token string, p *parsed, now time.Time) (*Result, *Failure) {
-	if f := v.checkMinter(ctx, token, p, now); f != nil {
+	if f := v.checkMinter(ctx, p, now); f != nil {
 		return nil, f
 	}
 	c := &p.claims
@@ -448,24 +480,22 @@ func (v *Verifier) verifyMinterOuter(ctx context.Context, token string, p *parse
 	if !v.callers[aud] {
 		return nil, invalid(ReasonNotCaller, nil)
 	}
-	m, err := embedded(p.rawPayload, v.minterClaim)
+	inner, found, err := innerAt(p.members, v.minterClaim, v.api.Name)
 	if err != nil {
 		return nil, invalid(ReasonEmbeddedType, err)
 	}
-	c.Embedded = m
-	return v.innerFrom(ctx, token, c, SourceMinter, now)
+	return v.innerFrom(ctx, token, c, inner, found, SourceMinter, now)
 }
 
-// innerFrom takes this API's inner token out of the outer token's embedded
-// map and verifies it (DESIGN.md, Sidecar behaviour, steps 3 and 5). A
-// missing (but covered) or expired inner token is exchanged when an
-// Exchanger is configured, except in a calling API's minter token: the
-// exchange endpoint refuses minter tokens as subject tokens.
-func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Claims, source string, now time.Time) (*Result, *Failure) {
-	inner, ok := outer.Embedded[v.api.Name]
-	outer.Embedded = nil // the result must not keep every other API's token
+// innerFrom verifies the inner token for this API taken out of the outer
+// token's embedded map (found is false when the map has none; DESIGN.md,
+// Sidecar behaviour, steps 3 and 5). A missing (but covered) or expired
+// inner token is exchanged when an Exchanger is configured, except in a
+// calling API's minter token: the exchange endpoint refuses minter tokens
+// as subject tokens.
+func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Claims, inner string, found bool, source string, now time.Time) (*Result, *Failure) {
 	exchange := v.exchanger != nil && source != SourceMinter
-	if !ok {
+	if !found {
 		if !outer.covers(v.api.Scopes) {
 			return nil, insufficient(ReasonNoScope, descNoScope, v.api.Scopes)
 		}
@@ -485,33 +515,65 @@ func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Clai
 		f.Inner = true
 		return nil, f
 	}
-	return v.result(inner, outer, ic, source), nil
+	return v.result(inner, outer, &ic, source), nil
 }
 
+// resultBlock is a Result and its claims in one allocation: what the
+// verified-token cache keeps per token.
+type resultBlock struct {
+	r            Result
+	outer, inner Claims
+}
+
+// bearerPrefix starts the Authorization header forwarded upstream.
+const bearerPrefix = "Bearer "
+
 // result builds a Result valid until the earliest exp involved, and no
-// longer than an introspection answer may be used.
+// longer than an introspection answer may be used. It keeps copies of the
+// claims without Embedded and Extra, so that a cached result holds the
+// inner token and the registered claims only: no other API's token, no
+// decoded payload.
 func (v *Verifier) result(inner string, outer, ic *Claims, source string) *Result {
 	exp := earliest(outer.Expiry, ic.Expiry)
 	if !outer.Until.IsZero() {
 		exp = earliest(exp, outer.Until)
 	}
-	return &Result{Inner: inner, Outer: outer, InnerClaims: ic, Source: source, Expiry: exp}
+	b := &resultBlock{}
+	b.inner = *ic
+	b.inner.Embedded, b.inner.Extra = nil, nil
+	b.r = Result{authz: bearerPrefix + inner, InnerClaims: &b.inner, Source: source, Expiry: exp}
+	b.r.Inner = b.r.authz[len(bearerPrefix):]
+	if outer == ic {
+		b.r.Outer = &b.inner
+	} else {
+		b.outer = *outer
+		b.outer.Embedded, b.outer.Extra = nil, nil
+		b.r.Outer = &b.outer
+	}
+	return &b.r
 }
 
-// checkInner verifies an inner token for this API against outer.
-func (v *Verifier) checkInner(ctx context.Context, inner string, outer *Claims, now time.Time) (*Claims, *Failure) {
-	p, f := v.verifyMinterToken(ctx, inner, now)
-	if f != nil {
-		return nil, f
+// checkInner verifies an inner token for this API against outer and
+// returns its claims (sharing outer's strings where they are equal).
+func (v *Verifier) checkInner(ctx context.Context, inner string, outer *Claims, now time.Time) (Claims, *Failure) {
+	if len(inner) > v.maxTokenBytes {
+		return Claims{}, invalid(ReasonTooLarge, nil)
 	}
-	ic := &p.claims
+	p := new(parsed)
+	if f := parseToken(inner, p); f != nil {
+		return Claims{}, f
+	}
+	if f := v.checkMinter(ctx, p, now); f != nil {
+		return Claims{}, f
+	}
+	ic := p.claims
 	if ic.Audience[0] != v.api.Audience {
-		return nil, invalid(ReasonAudience, nil)
+		return Claims{}, invalid(ReasonAudience, nil)
 	}
 	if ic.Subject != outer.Subject || ic.ClientID != outer.ClientID {
-		return nil, invalid(ReasonSubjectMismatch, nil)
+		return Claims{}, invalid(ReasonSubjectMismatch, nil)
 	}
-	ic.Embedded = nil
+	ic.Subject, ic.ClientID, ic.Audience = outer.Subject, outer.ClientID, v.innerAud
 	return ic, nil
 }
 
@@ -529,8 +591,8 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // checkSignature finds the key (by kid, from ks only) and verifies the
-// signature with go-jose, allowing alg alone.
-func (v *Verifier) checkSignature(ctx context.Context, token string, p *parsed, ks *keySet, alg jose.SignatureAlgorithm) *Failure {
+// signature of p's signing input with it, allowing alg alone.
+func (v *Verifier) checkSignature(ctx context.Context, p *parsed, ks *keySet, alg jose.SignatureAlgorithm) *Failure {
 	key, err := ks.key(ctx, p.header.Kid, alg)
 	if err != nil {
 		switch {
@@ -543,11 +605,10 @@ func (v *Verifier) checkSignature(ctx context.Context, token string, p *parsed, 
 		}
 		return invalid(ReasonUnknownKid, err)
 	}
-	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{alg})
-	if err != nil {
-		return invalid(ReasonMalformed, err)
-	}
-	if _, err := jws.Verify(key.Key); err != nil {
+	if err := verifySignature(key.Key, alg, p.signingInput, p.sig); err != nil {
+		if errors.Is(err, errBase64) {
+			return invalid(ReasonMalformed, err)
+		}
 		return invalid(ReasonSignature, err)
 	}
 	return nil
