@@ -23,6 +23,7 @@ const (
 	ReasonSeveralHeaders  Reason = "several_headers"
 	ReasonQueryToken      Reason = "query_token"
 	ReasonBadPath         Reason = "bad_path"
+	ReasonBadBody         Reason = "bad_request_body"
 	ReasonTooLarge        Reason = "too_large"
 	ReasonMalformed       Reason = "malformed"
 	ReasonDuplicateMember Reason = "duplicate_member"

@@ -21,6 +21,12 @@ type metrics struct {
 	introspectT prometheus.Histogram
 	exchanges   *prometheus.CounterVec // outcome
 	exchangeT   prometheus.Histogram
+
+	// Children resolved once, for the request path: a label lookup hashes
+	// the values and takes a lock.
+	forwardedOK prometheus.Counter  // requests{forwarded, ok}
+	verifyOK    prometheus.Observer // verify{ok}
+	verifyErr   prometheus.Observer // verify{error}
 }
 
 // Outcomes of introspections and exchanges (their metrics' label).
@@ -101,6 +107,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg == nil {
+		m.resolve()
 		return m, nil
 	}
 	var err error
@@ -114,7 +121,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.introspectT = register(reg, m.introspectT, &err)
 	m.exchanges = register(reg, m.exchanges, &err)
 	m.exchangeT = register(reg, m.exchangeT, &err)
+	m.resolve()
 	return m, err
+}
+
+// resolve looks up the children the request path uses.
+func (m *metrics) resolve() {
+	m.forwardedOK = m.requests.WithLabelValues(outcomeForwarded, string(ReasonOK))
+	m.verifyOK = m.verify.WithLabelValues("ok")
+	m.verifyErr = m.verify.WithLabelValues("error")
 }
 
 // register registers c, or returns the collector already registered under
@@ -138,6 +153,10 @@ func (m *metrics) request(outcome string, r Reason) {
 	if m == nil {
 		return
 	}
+	if outcome == outcomeForwarded && r == ReasonOK {
+		m.forwardedOK.Inc()
+		return
+	}
 	m.requests.WithLabelValues(outcome, string(r)).Inc()
 }
 
@@ -145,11 +164,11 @@ func (m *metrics) verified(d time.Duration, ok bool) {
 	if m == nil {
 		return
 	}
-	res := "ok"
-	if !ok {
-		res = "error"
+	if ok {
+		m.verifyOK.Observe(d.Seconds())
+	} else {
+		m.verifyErr.Observe(d.Seconds())
 	}
-	m.verify.WithLabelValues(res).Observe(d.Seconds())
 }
 
 func (m *metrics) cache(hit bool) {

@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -20,10 +23,13 @@ import (
 // and the proxy's error handler.
 type requestInfo struct {
 	id     string
-	inner  string // the inner token to inject; empty on public paths
+	authz  string // the Authorization header to inject; empty on public paths
 	public bool
 	// failed is set by the proxy's error handler.
 	failed bool
+	// bodyErr is set when reading the client's request body failed while
+	// forwarding it (the transport reads it on its own goroutine).
+	bodyErr atomic.Bool
 }
 
 type infoKey struct{}
@@ -84,7 +90,18 @@ func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, ri, f)
 		return
 	}
-	res, hit, err := s.verifier.verifyCached(r.Context(), token)
+	// A cached token was a b64token when it was verified: only a miss
+	// needs the (per byte) syntax check, before anything else.
+	var key cacheKey
+	res, hit := s.verifier.cached(token, &key)
+	var err error
+	if !hit {
+		if !isB64Token(token) {
+			s.fail(w, r, ri, badRequest(ReasonMalformedHeader))
+			return
+		}
+		res, err = s.verifier.verifyUncached(r.Context(), token, &key)
+	}
 	if err != nil {
 		s.failToken(w, r, ri, asFailure(err), token)
 		return
@@ -93,7 +110,7 @@ func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, ri, f)
 		return
 	}
-	ri.inner = res.Inner
+	ri.authz = res.authz
 	if ce := s.log.Check(zapcore.DebugLevel, "verified"); ce != nil {
 		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldIssuer, res.Source),
 			zap.String(fieldJTI, res.InnerClaims.ID), zap.Bool(fieldCached, hit))
@@ -214,29 +231,36 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	h := out.Header
 	for name := range h {
-		if strings.ContainsRune(name, '_') || strings.HasPrefix(strings.ToLower(name), "x-forwarded-") {
+		if strings.IndexByte(name, '_') >= 0 || hasPrefixFold(name, "x-forwarded-") {
 			delete(h, name)
 		}
 	}
-	for _, name := range []string{"Forwarded", "X-Real-Ip", "Proxy-Authorization", "Authorization", "X-Request-Id"} {
-		h.Del(name)
+	// Canonical names: the server canonicalizes what it reads, and a name
+	// it could not canonicalize holds a byte that is not a token character.
+	for _, name := range [...]string{"Forwarded", "X-Real-Ip", "Proxy-Authorization", "Authorization", "X-Request-Id"} {
+		delete(h, name)
 	}
 	for _, name := range s.strip {
 		h.Del(name)
 	}
-	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		h.Set("X-Forwarded-For", ip)
-		h.Set("X-Real-Ip", ip)
-	}
-	h.Set("X-Forwarded-Host", pr.In.Host)
+	// One backing array for the values set here.
+	vals := [...]string{"", "", pr.In.Host, "http", ri.id, ri.authz}
 	if pr.In.TLS != nil {
-		h.Set("X-Forwarded-Proto", "https")
-	} else {
-		h.Set("X-Forwarded-Proto", "http")
+		vals[3] = "https"
 	}
-	h.Set("X-Request-Id", ri.id)
-	if !ri.public && ri.inner != "" {
-		h.Set("Authorization", "Bearer "+ri.inner)
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		vals[0], vals[1] = ip, ip
+		h["X-Forwarded-For"] = vals[0:1:1]
+		h["X-Real-Ip"] = vals[1:2:2]
+	}
+	h["X-Forwarded-Host"] = vals[2:3:3]
+	h["X-Forwarded-Proto"] = vals[3:4:4]
+	h["X-Request-Id"] = vals[4:5:5]
+	if !ri.public && ri.authz != "" {
+		h["Authorization"] = vals[5:6:6]
+	}
+	if out.Body != nil && out.Body != http.NoBody {
+		out.Body = &clientBody{ReadCloser: out.Body, ri: ri}
 	}
 	// Trailers may not name a header the sidecar sets or removes.
 	for name := range out.Trailer {
@@ -244,6 +268,33 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 			delete(out.Trailer, name)
 		}
 	}
+}
+
+// hasPrefixFold is strings.HasPrefix ignoring ASCII case; prefix is lower
+// case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// clientBody is the client's request body as the transport reads it: a
+// read error is the client's (a malformed chunked encoding, a connection
+// cut mid-body), not the upstream's, so it is marked for proxyError.
+type clientBody struct {
+	io.ReadCloser
+	ri *requestInfo
+}
+
+// errClientBody is the cause of a forwarding that failed reading the
+// client's request body.
+var errClientBody = errors.New("reading the request body")
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.ri.bodyErr.Store(true)
+		err = fmt.Errorf("%w: %w", errClientBody, err)
+	}
+	return n, err
 }
 
 func setBySidecar(name string) bool {
@@ -262,10 +313,21 @@ func modifyResponse(resp *http.Response) error {
 }
 
 // proxyError renders upstream failures: 504 past upstream_timeout, 502
-// otherwise.
+// otherwise. A failure to read the client's request body is the client's:
+// 400 invalid_request, and the connection is closed (what is left of the
+// request cannot be framed), never an upstream failure.
 func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ri := infoFrom(r.Context())
 	ri.failed = true
+	if ri.bodyErr.Load() || errors.Is(err, errClientBody) {
+		if ce := s.log.Check(zapcore.DebugLevel, "request body unreadable"); ce != nil {
+			ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(ReasonBadBody)), zap.Error(err))
+		}
+		s.metrics.request(outcomeBadRequest, ReasonBadBody)
+		w.Header().Set("Connection", "close")
+		writeFailure(w, s.api.Name, ri.id, badRequest(ReasonBadBody))
+		return
+	}
 	status, code, desc, reason := http.StatusBadGateway, codeBadGateway, descBadGateway, ReasonUpstreamRefused
 	var ne net.Error
 	switch {
@@ -314,16 +376,16 @@ func rawPath(r *http.Request) (string, bool) {
 			return "", false
 		}
 	}
-	segs := strings.Split(raw[1:], "/")
-	for i, seg := range segs {
-		if seg == "." || seg == ".." {
+	for rest := raw[1:]; ; {
+		seg, tail, more := strings.Cut(rest, "/")
+		if seg == "." || seg == ".." || (seg == "" && more) {
 			return "", false
 		}
-		if seg == "" && i != len(segs)-1 {
-			return "", false
+		if !more {
+			return raw, true
 		}
+		rest = tail
 	}
-	return raw, true
 }
 
 // hasQueryToken reports an access_token query parameter (RFC 6750 2.3),
@@ -341,7 +403,9 @@ func hasQueryToken(rawQuery string) bool {
 	return false
 }
 
-// bearer extracts the token of the one Authorization header (RFC 6750 2.1).
+// bearer extracts the token of the one Authorization header (RFC 6750
+// 2.1). Its syntax (b64token) is the caller's to check: a token found in
+// the verified-token cache passed that check when it was cached.
 func bearer(h http.Header) (string, *Failure) {
 	vals := h.Values("Authorization")
 	switch len(vals) {
@@ -356,11 +420,7 @@ func bearer(h http.Header) (string, *Failure) {
 	if !strings.EqualFold(scheme, "Bearer") {
 		return "", &Failure{Status: http.StatusUnauthorized, Code: codeUnauthorized, Description: descMissing, Reason: ReasonOtherScheme}
 	}
-	token := strings.TrimLeft(rest, " ")
-	if !isB64Token(token) {
-		return "", badRequest(ReasonMalformedHeader)
-	}
-	return token, nil
+	return strings.TrimLeft(rest, " "), nil
 }
 
 // isB64Token checks RFC 6750's b64token: 1*( ALPHA / DIGIT / "-" / "." /
@@ -370,12 +430,8 @@ func isB64Token(s string) bool {
 		return false
 	}
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
-			break
-		}
+	for i < len(s) && b64TokenChar[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -387,6 +443,16 @@ func isB64Token(s string) bool {
 	}
 	return true
 }
+
+// b64TokenChar marks the characters of RFC 6750's b64token before its
+// padding.
+var b64TokenChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
 
 // requestID returns the client's X-Request-Id when there is exactly one and
 // it is well-formed (1 to 128 of [A-Za-z0-9._:-]), else a new random one.

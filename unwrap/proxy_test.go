@@ -152,7 +152,7 @@ func TestStreamingPasses(t *testing.T) {
 func TestRewriteDropsTrailersNamingAuthorization(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	in := httptest.NewRequest(http.MethodPost, "/orders/1", strings.NewReader("x"))
-	in = in.WithContext(withInfo(in.Context(), &requestInfo{id: "r1", inner: "a.b.c"}))
+	in = in.WithContext(withInfo(in.Context(), &requestInfo{id: "r1", authz: "Bearer a.b.c"}))
 	out := in.Clone(in.Context())
 	out.Trailer = http.Header{"Authorization": nil, "X-Forwarded-For": nil, "X-Checksum": nil}
 	e.sc.rewrite(&httputil.ProxyRequest{In: in, Out: out})
@@ -215,5 +215,54 @@ func TestNoTokenInLogs(t *testing.T) {
 				t.Fatalf("log entry %q holds token text", en.Message)
 			}
 		}
+	}
+}
+
+// TestClientBodyErrorIsNotAnUpstreamFailure: a request whose chunked body
+// is malformed (a chunk size that overflows) is the client's fault: 400
+// invalid_request with the connection closed, counted as a bad request,
+// never 502 bad_gateway.
+func TestClientBodyErrorIsNotAnUpstreamFailure(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	srv := httptest.NewServer(e.sc.Handler())
+	defer srv.Close()
+	outer := e.outer()
+	for _, body := range []string{"ffffffffffffffffff1\r\nx\r\n0\r\n\r\n", "5\r\nab"} {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		req := "POST /orders/1 HTTP/1.1\r\nHost: o\r\nAuthorization: Bearer " + outer + "\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		if cw, ok := c.(*net.TCPConn); ok && strings.HasSuffix(body, "ab") {
+			_ = cw.CloseWrite() // the body ends early
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"invalid_request"`) {
+			t.Errorf("body %q: status %d, body %s; want 400 invalid_request", body[:4], resp.StatusCode, b)
+		}
+		if !resp.Close {
+			t.Errorf("body %q: connection kept open", body[:4])
+		}
+		if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_request"`) {
+			t.Errorf("body %q: challenge %q", body[:4], ch)
+		}
+	}
+	if !e.reasonLogged(ReasonBadBody) {
+		t.Error("reason bad_request_body not logged")
+	}
+	if n := counterValue(t, e.reg, "embedtoken_sidecar_requests_total", map[string]string{"outcome": outcomeUpstream, "reason": string(ReasonUpstreamRefused)}); n != 0 {
+		t.Errorf("%v requests counted as upstream failures", n)
+	}
+	if n := counterValue(t, e.reg, "embedtoken_sidecar_requests_total", map[string]string{"outcome": outcomeBadRequest, "reason": string(ReasonBadBody)}); n != 2 {
+		t.Errorf("%v requests counted as bad bodies, want 2", n)
 	}
 }

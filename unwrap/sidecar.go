@@ -95,6 +95,7 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   s.proxyError,
 		ErrorLog:       zap.NewStdLog(log.Named("proxy")),
+		BufferPool:     copyBuffers,
 	}
 	s.handler = s.middleware(http.HandlerFunc(s.serve))
 	return s, nil
@@ -129,6 +130,25 @@ func NewVerifier(cat *catalog.Catalog, opts *Options) (*Verifier, error) {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	return newVerifier(cat, api, opts, opts.OuterOnly, m, opts.logger().Named("unwrap"))
+}
+
+// copyBufferSize is the size of the buffers that copy response bodies: the
+// size ReverseProxy allocates for each response without a BufferPool.
+const copyBufferSize = 32 << 10
+
+// bufferPool recycles ReverseProxy's copy buffers: without it each
+// response allocates 32 KiB, the largest allocation of a proxied request.
+type bufferPool struct{ p sync.Pool }
+
+// copyBuffers is shared by every sidecar of the process.
+var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
+
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(buf []byte) {
+	if len(buf) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(buf))
+	}
 }
 
 // upstreamTransport is tuned for one busy upstream: Go's default keeps 2
