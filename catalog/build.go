@@ -229,12 +229,14 @@ func (l *loader) buildMinter(rm *rawMinter, f *decodedFile, cat *Catalog, d *dia
 
 	// Signing keys.
 	kidFirst := map[string]hcl.Range{}
+	var declared []string // every kid declared, valid or not, for active_key
 	for _, rk := range rm.SigningKeys {
 		if first, dup := kidFirst[rk.ID]; dup {
 			d.errorf(rk.LabelRange, "Duplicate signing key", "The kid %q is already declared at %s.", rk.ID, pos(first))
 			continue
 		}
 		kidFirst[rk.ID] = rk.DefRange
+		declared = append(declared, rk.ID)
 		if rk.ID == "" || strings.ContainsAny(rk.ID, "\"\\/ ") {
 			d.errorf(rk.LabelRange, "Invalid key ID", "The kid %q must be non-empty, without spaces, quotes or slashes.", rk.ID)
 			continue
@@ -284,7 +286,14 @@ func (l *loader) buildMinter(rm *rawMinter, f *decodedFile, cat *Catalog, d *dia
 	case rm.ActiveKey != nil:
 		k := m.Key(*rm.ActiveKey)
 		if k == nil {
-			d.errorf(rm.ActiveRange, "Unknown signing key", "active_key %q names no signing_key block of the minter. Declare it, or name one of: %s.", *rm.ActiveKey, strings.Join(kids(m.SigningKeys), ", "))
+			if _, ok := kidFirst[*rm.ActiveKey]; ok {
+				break // its signing_key block has its own error
+			}
+			names := "(none declared)"
+			if len(declared) > 0 {
+				names = strings.Join(declared, ", ")
+			}
+			d.errorf(rm.ActiveRange, "Unknown signing key", "active_key %q names no signing_key block of the minter. Declare it, or name one of: %s.", *rm.ActiveKey, names)
 			break
 		}
 		m.ActiveKey = k.ID
@@ -297,17 +306,6 @@ func (l *loader) buildMinter(rm *rawMinter, f *decodedFile, cat *Catalog, d *dia
 		d.errorf(rm.DefRange, "Missing active_key", "The minter has %d signing keys; set active_key to the kid that signs.", len(m.SigningKeys))
 	}
 	return m
-}
-
-func kids(keys []*SigningKey) []string {
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, k.ID)
-	}
-	if len(out) == 0 {
-		return []string{"(none declared)"}
-	}
-	return out
 }
 
 func (l *loader) buildAPI(ra *rawAPI, ctx *hcl.EvalContext, m *Minter, d *diagnostics) *apiDecl {

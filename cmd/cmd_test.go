@@ -71,6 +71,7 @@ func TestCheckExitCodes(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, "", "unknown command"},
 		{"no command", nil, 2, "", "Commands:"},
 		{"version", []string{"version"}, 0, "embedtoken ", ""},
+		{"version help", []string{"version", "--help"}, 0, "", "Usage: embedtoken version"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,8 +143,16 @@ func TestKeygen(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "already holds kid") {
 		t.Errorf("overwriting a kid: exit %d, %s", code, stderr)
 	}
-	if code, _, _ := run(t, "keygen", "--alg", "HS256", "--kid", "x", "--out", dir); code != 2 {
-		t.Errorf("HS256: exit %d, want 2", code)
+	for _, args := range [][]string{
+		{"--alg", "HS256", "--kid", "x"},
+		{"--alg", "EdDSA", "--kid", "../x"},
+		{"--alg", "EdDSA", "--kid", "a b"},
+		{"--alg", "RS256", "--kid", "small", "--rsa-bits", "1024"},
+		{"--alg", "EdDSA"},
+	} {
+		if code, _, _ := run(t, append(append([]string{"keygen"}, args...), "--out", dir)...); code != 2 {
+			t.Errorf("keygen %v: exit %d, want 2", args, code)
+		}
 	}
 	// The written key loads as a signing key of a configuration.
 	cfg := writeFiles(t, map[string]string{"c.hcl": `minter {

@@ -120,6 +120,10 @@ func (d *demo) listenLoopback(h http.Handler) (string, error) {
 }
 
 func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Writer) (*demo, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, &usageError{msg: fmt.Sprintf("the example folder %s is not here", dir),
+			hint: "run the demo from the repository root (go run ./cmd/embedtoken demo), or pass --config path/to/hcl"}
+	}
 	base, err := loadCatalog([]string{dir}, catalog.KeysSkip, stderr)
 	if err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ func TestDemo(t *testing.T) {
 		"401 Unauthorized", `error="invalid_token"`,
 		"403 Forbidden", `error="insufficient_scope"`, `scope="profile:read"`,
 		`error_description="token predates this API: renew it"`,
-		"at a profile sidecar with an exchange block: 200 OK", "act=map[sub:profile-sidecar]",
+		"at a profile sidecar with an exchange block: 200 OK", `act={"sub":"profile-sidecar"}`,
 		"Phantom tokens", "introspected it (RFC 7662) and forwarded only the inner token: 200 OK",
 		"an opaque token the issuer never issued (or revoked): 401 Unauthorized",
 		"OK",

@@ -135,7 +135,8 @@ func (d *demo) tourExchange(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "   at a %s sidecar with an exchange block: %s, after an RFC 8693 token exchange at the hook:\n", api.Name, resp.Status)
 	var problems []string
 	printHop(w, &h, "      ", d.cat, &problems)
-	fmt.Fprintf(w, "      act=%v: the exchanged token says who obtained it\n", h.Act)
+	act, _ := json.Marshal(h.Act)
+	fmt.Fprintf(w, "      act=%s: the exchanged token says who obtained it\n", act)
 	if h.Act["sub"] != demoExchangeClient {
 		problems = append(problems, "the exchanged token has no act naming the exchange client")
 	}
@@ -248,7 +249,23 @@ func (d *demo) serveForever(ctx context.Context, w io.Writer) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  curl -s -H @%s %s/%s\n", hdr, d.sidecars[n], n)
+		api, _, _ := strings.Cut(n, "+")
+		// Say what each command answers: try it once now.
+		note := ""
+		if resp, body, err := d.call(ctx, n, "/"+api, tok); err == nil {
+			var e struct {
+				Desc string `json:"error_description"`
+			}
+			_ = json.Unmarshal(body, &e)
+			note = "# " + resp.Status
+			if e.Desc != "" {
+				note += ": " + e.Desc
+			}
+			if strings.HasSuffix(n, "+exchange") {
+				note += " (the sidecar with an exchange block)"
+			}
+		}
+		fmt.Fprintf(w, "  curl -s -H @%s %s/%s   %s\n", hdr, d.sidecars[n], api, note)
 	}
 	fmt.Fprintf(w, "  curl -s -i %s/orders            # no token: 401 with a Bearer challenge\n", d.sidecars["orders"])
 	fmt.Fprintf(w, "  embedtoken inspect < <(cut -d' ' -f3 %s)   # the tree of embedded tokens\n", hdr)

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +143,24 @@ func TestMintCommand(t *testing.T) {
 		t.Errorf("no embedded map: %v", c)
 	}
 
+	// Without --outer-audience, aud (required by RFC 9068) names the APIs
+	// the token carries inner tokens for.
+	code, out, errOut = run(t, "mint", "--config", dir, "--sub", "u1", "--client-id", "web", "--scope", "orders:read",
+		"--outer-key", filepath.Join(dir, "dev-1.key.pem"), "--outer-issuer", "https://dev.test")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	payload, _ = base64.RawURLEncoding.DecodeString(strings.Split(strings.TrimSpace(out), ".")[1])
+	c = nil
+	_ = json.Unmarshal(payload, &c)
+	if aud := fmt.Sprint(c["aud"]); !strings.Contains(aud, "https://orders.test") {
+		t.Errorf("default aud: %v", c["aud"])
+	}
+
 	for _, args := range [][]string{
+		{"mint", "--config", dir, "--sub", "u", "--client-id", "c", "--claim", "iss=evil"},
+		{"mint", "--config", dir, "--sub", "u", "--client-id", "c", "--claim", `act={"sub":"x"}`},
+		{"mint", "--config", dir, "--sub", "u", "--client-id", "c", "--claim", "embedded_tokens={}"},
 		{"mint", "--config", dir, "--client-id", "web"},
 		{"mint", "--config", dir, "--sub", "u"},
 		{"mint", "--config", dir, "--sub", "u", "--client-id", "c", "--outer-key", "x.pem"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/embedtoken/embedtoken/catalog"
 )
@@ -24,6 +25,12 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	case "EdDSA", "ES256", "RS256", "PS256":
 	default:
 		return &usageError{msg: fmt.Sprintf("unknown --alg %q", *alg), hint: "use EdDSA, ES256, RS256 or PS256"}
+	}
+	if strings.ContainsAny(*kid, "/\\\"' \t") || *kid == "." || *kid == ".." {
+		return &usageError{msg: fmt.Sprintf("--kid %q: a kid is also a file name; no slashes, quotes or spaces", *kid)}
+	}
+	if (*alg == "RS256" || *alg == "PS256") && (*bits < catalog.MinRSABits || *bits > 8192) {
+		return &usageError{msg: fmt.Sprintf("--rsa-bits %d: RSA keys need %d to 8192 bits", *bits, catalog.MinRSABits)}
 	}
 	keyFile, jwksFile, err := catalog.WriteKey(*out, *kid, *alg, *bits)
 	if err != nil {

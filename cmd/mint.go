@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -31,7 +32,7 @@ func runMint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	outerIssuer := fs.String("outer-issuer", "", "iss of the outer token (with --outer-key)")
 	outerLifetime := fs.Duration("outer-lifetime", mint.DefaultOuterLifetime, "lifetime of the outer token; bounds every inner token")
 	outerKID := fs.String("outer-kid", "", "kid of the outer token (default: the key file's name without .key.pem)")
-	fs.Var(&outerAud, "outer-audience", "aud of the outer token (repeatable)")
+	fs.Var(&outerAud, "outer-audience", "aud of the outer token (repeatable; default: the audiences of the APIs it carries tokens for)")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -54,6 +55,12 @@ func runMint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	for k := range subjectClaims {
+		if mint.Reserved(k, cat.Minter.Claim) {
+			return &usageError{msg: fmt.Sprintf("--claim %s: a reserved claim name", k),
+				hint: "the minter and the issuer set iss, sub, aud, exp, iat, jti, client_id, scope, act and the embedded map themselves"}
+		}
+	}
 	m, err := mint.New(cat, nil)
 	if err != nil {
 		return &configError{msg: err.Error()}
@@ -66,16 +73,6 @@ func runMint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Claims:   subjectClaims,
 		Exp:      time.Now().Add(*outerLifetime),
 	}
-	var dev *mint.DevIssuer
-	if *outerKey != "" {
-		dev, err = mint.LoadDevIssuer(*outerKey, mint.DevIssuerOptions{
-			Issuer: *outerIssuer, KeyID: *outerKID, Audience: outerAud, Lifetime: *outerLifetime,
-		})
-		if err != nil {
-			return &usageError{msg: err.Error(), hint: "--outer-key is a PKCS#8 PEM file, as keygen writes"}
-		}
-		s.Exp = dev.Exp()
-	}
 	res, err := m.Mint(ctx, s)
 	if err != nil {
 		if mint.Denied(err) {
@@ -87,9 +84,26 @@ func runMint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "warning: the embedded map adds %d bytes, over max_embedded_bytes (%d)\n",
 			res.EmbeddedBytes, cat.Minter.MaxEmbeddedBytes)
 	}
-	if dev == nil {
+	if *outerKey == "" {
 		_, err = fmt.Fprintf(stdout, "%s\n", res.MapJSON())
 		return err
+	}
+	// RFC 9068 requires aud: by default, the resource servers the token
+	// carries inner tokens for.
+	if len(outerAud) == 0 {
+		for name := range res.Tokens {
+			outerAud = append(outerAud, cat.API(name).Audience)
+		}
+		sort.Strings(outerAud)
+		if len(outerAud) == 0 {
+			fmt.Fprintln(stderr, "warning: no API was granted, so the outer token has no aud; pass --outer-audience")
+		}
+	}
+	dev, err := mint.LoadDevIssuer(*outerKey, mint.DevIssuerOptions{
+		Issuer: *outerIssuer, KeyID: *outerKID, Audience: outerAud, Lifetime: *outerLifetime,
+	})
+	if err != nil {
+		return &usageError{msg: err.Error(), hint: "--outer-key is a PKCS#8 PEM file, as keygen writes"}
 	}
 	tok, err := dev.Sign(s, res)
 	if err != nil {

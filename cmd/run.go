@@ -71,6 +71,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
+		fs := newFlags("version", "version", stderr)
+		if err := parseFlags(fs, rest, 0); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "embedtoken %s\n", Version)
 		return nil
 	case "help", "-h", "-help", "--help":

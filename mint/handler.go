@@ -196,6 +196,14 @@ func describe(err error) string {
 // {"error", "error_description"}, and a log line with a stable reason. cause
 // is logged, never sent.
 func (h *hookServer) fail(w http.ResponseWriter, r *http.Request, endpoint string, status int, reason, code, desc string, cause error) {
+	// Hydra answers a 403 by denying the token at once (access_denied), and
+	// anything else but 5xx and 429 by a server_error. Every failure of a
+	// request that came with the API key is deterministic (the same body
+	// fails the same way again): answer Hydra 403, so that it denies the
+	// token cleanly and never retries.
+	if endpoint == "hydra" && status >= 400 && status < 500 && status != http.StatusUnauthorized && status != http.StatusForbidden {
+		status = http.StatusForbidden
+	}
 	h.metrics.hookRequest(endpoint, reason)
 	lvl := zapcore.DebugLevel
 	switch reason {
