@@ -61,7 +61,7 @@ func FuzzRequest(f *testing.F) {
 			}
 		}
 		e.up.mu.Unlock()
-		checkFuzzUpstream(t, got, req, rec.Code, minterPub)
+		checkFuzzUpstream(t, got, req, rec.Code, rec.Header().Get("Connection") == "close", minterPub)
 	})
 }
 
@@ -161,7 +161,7 @@ func checkFuzzAnswer(t *testing.T, rec *httptest.ResponseRecorder, req *http.Req
 	}
 }
 
-func checkFuzzUpstream(t *testing.T, got []*http.Request, req *http.Request, status int, minterPub ed25519.PublicKey) {
+func checkFuzzUpstream(t *testing.T, got []*http.Request, req *http.Request, status int, closed bool, minterPub ed25519.PublicKey) {
 	t.Helper()
 	if len(got) > 1 {
 		t.Fatalf("upstream received %d requests for one", len(got))
@@ -172,7 +172,11 @@ func checkFuzzUpstream(t *testing.T, got []*http.Request, req *http.Request, sta
 		}
 		return
 	}
-	if status == 400 || status == 401 || status == 403 {
+	// A request whose body turned out unreadable while it was streamed
+	// (400 with the connection closed) has reached the upstream before:
+	// its headers still obey every rule below.
+	bodyFailed := status == 400 && closed
+	if (status == 400 && !bodyFailed) || status == 401 || status == 403 {
 		t.Errorf("upstream reached by a request answered %d", status)
 	}
 	u := got[0]
