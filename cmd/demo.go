@@ -229,7 +229,7 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 		}
 		s.Start(ctx)
 		d.closers = append(d.closers, s.Close)
-		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: s.MaxHeaderBytes()}
+		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: s.ListenerMaxHeaderBytes()}
 		d.servers = append(d.servers, srv)
 		go func(ln net.Listener) { _ = srv.Serve(ln) }(lns[k])
 		if err := waitReady(ctx, s.Ready); err != nil {

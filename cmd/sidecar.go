@@ -51,7 +51,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 	cfg := cat.Sidecar
 	servers := []*server{{name: "sidecar", addr: cfg.Listen, tls: cfg.TLS,
-		srv: newHTTPServer(handler, log, sc.MaxHeaderBytes())}}
+		srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())}}
 	if cfg.AdminListen != "" {
 		ready := func() bool { return cur.Load().Ready() }
 		servers = append(servers, &server{name: "admin", addr: cfg.AdminListen,

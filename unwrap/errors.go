@@ -64,6 +64,7 @@ const (
 	ReasonUpstreamTimeout Reason = "upstream_timeout"
 	ReasonClientGone      Reason = "client_gone"
 	ReasonPanic           Reason = "panic"
+	ReasonHeadersTooLarge Reason = "headers_too_large"
 )
 
 // Sentinel errors that Verify's errors match with errors.Is.
@@ -90,6 +91,7 @@ const (
 	codeBadGateway        = "bad_gateway"
 	codeGatewayTimeout    = "gateway_timeout"
 	codeServerError       = "server_error"
+	codeHeadersTooLarge   = "request_header_fields_too_large"
 )
 
 // Public descriptions. Every cryptographic or claim failure gets the same

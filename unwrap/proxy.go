@@ -71,6 +71,11 @@ func (s *Sidecar) middleware(next http.Handler) http.Handler {
 // bearer token, verification, route scopes, then the proxy.
 func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 	ri := infoFrom(r.Context())
+	if headerBlockSize(r) > s.MaxHeaderBytes() {
+		s.fail(w, r, ri, &Failure{Status: http.StatusRequestHeaderFieldsTooLarge, Code: codeHeadersTooLarge,
+			Description: "the request header block is over max_token_bytes + 8 KiB", Reason: ReasonHeadersTooLarge})
+		return
+	}
 	raw, ok := rawPath(r)
 	if !ok {
 		s.fail(w, r, ri, badRequest(ReasonBadPath))
@@ -212,6 +217,22 @@ func (s *Sidecar) failToken(w http.ResponseWriter, r *http.Request, ri *requestI
 		ce.Write(fields...)
 	}
 	writeFailure(w, s.api.Name, ri.id, f)
+}
+
+// headerBlockSize is the size of the request head as HTTP/1.1 sends it:
+// the request line and every header line (Host included, which net/http
+// moves out of Header), each with its CRLF, and the blank line.
+func headerBlockSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2 + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	return n
 }
 
 // fingerprint is the first 8 hex characters of the token's SHA-256.

@@ -2,6 +2,7 @@ package unwrap
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -37,7 +38,7 @@ func TestUpstreamSlow(t *testing.T) {
 // serveSidecar runs the sidecar on a real listener with the header limit.
 func serveSidecar(t *testing.T, e *env) string {
 	srv := httptest.NewUnstartedServer(e.sc.Handler())
-	srv.Config.MaxHeaderBytes = e.sc.MaxHeaderBytes()
+	srv.Config.MaxHeaderBytes = e.sc.ListenerMaxHeaderBytes()
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
@@ -104,18 +105,51 @@ func TestH2CUpgradeRefused(t *testing.T) {
 	}
 }
 
+// TestHeaderBlockTooLarge: a header block over max_token_bytes + 8 KiB is
+// 431 with a JSON body and the request id, exactly at the limit; a block
+// at the limit passes on to token checks (401 here: no token).
 func TestHeaderBlockTooLarge(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	addr := serveSidecar(t, e)
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/orders/1", nil)
-	req.Header.Set("X-Big", strings.Repeat("a", 16384+8192+5000))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	limit := e.sc.MaxHeaderBytes()
+	// A raw request, so that its head is exactly as long as counted.
+	head := func(pad int) string {
+		return "GET /orders/1 HTTP/1.1\r\nHost: " + addr + "\r\nX-Pad: " + strings.Repeat("a", pad) + "\r\nConnection: close\r\n\r\n"
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("status %d, want 431", resp.StatusCode)
+	base := len(head(0))
+	for _, tc := range []struct {
+		pad  int
+		want int
+	}{
+		{limit - base, http.StatusUnauthorized},
+		{limit - base + 1, http.StatusRequestHeaderFieldsTooLarge},
+		{limit + 5000, http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, head(tc.pad))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("head of %d bytes (limit %d): status %d, want %d", base+tc.pad, limit, resp.StatusCode, tc.want)
+			continue
+		}
+		if tc.want == http.StatusRequestHeaderFieldsTooLarge {
+			var b struct {
+				Error     string `json:"error"`
+				RequestID string `json:"request_id"`
+			}
+			if json.Unmarshal(body, &b) != nil || b.Error != "request_header_fields_too_large" || b.RequestID == "" || resp.Header.Get("X-Request-Id") == "" {
+				t.Errorf("431 body %q", body)
+			}
+		}
 	}
 }
 

@@ -216,10 +216,15 @@ func (s *Sidecar) Handler() http.Handler { return s.handler }
 // Verifier returns the sidecar's verifier.
 func (s *Sidecar) Verifier() *Verifier { return s.verifier }
 
-// MaxHeaderBytes is the request header limit the listener must apply
-// (http.Server.MaxHeaderBytes): max_token_bytes + 8 KiB; larger header
-// blocks get 431.
+// MaxHeaderBytes is the request header limit: max_token_bytes + 8 KiB.
+// The handler answers a larger header block with 431 and a JSON body.
 func (s *Sidecar) MaxHeaderBytes() int { return s.verifier.maxTokenBytes + headerSlack }
+
+// ListenerMaxHeaderBytes is what the listener must set as
+// http.Server.MaxHeaderBytes: a backstop above MaxHeaderBytes, so that the
+// handler, not net/http's plain-text answer, decides the usual 431s while
+// memory stays bounded.
+func (s *Sidecar) ListenerMaxHeaderBytes() int { return s.MaxHeaderBytes() + headerSlack }
 
 // Close stops the key set refreshers and closes idle upstream connections.
 // Requests in flight finish normally.
