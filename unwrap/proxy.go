@@ -388,6 +388,13 @@ func rawPath(r *http.Request) (string, bool) {
 	if strings.ContainsAny(raw, "\\;#") {
 		return "", false
 	}
+	// Bytes that RFC 3986 never allows raw (controls, spaces, non-ASCII):
+	// net/http would forward them percent-encoded, not as matched.
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] >= 0x7f {
+			return "", false
+		}
+	}
 	for i := 0; i+2 < len(raw); i++ {
 		if raw[i] != '%' {
 			continue

@@ -373,6 +373,7 @@ func TestRequestRules(t *testing.T) {
 		{"encoded NUL", "/a%00", nil, wantFail{status: 400, code: codeInvalidRequest, reason: ReasonBadPath}},
 		{"semicolon", "/healthz;x", nil, wantFail{status: 400, code: codeInvalidRequest, reason: ReasonBadPath}},
 		{"backslash", "/a\\b", nil, wantFail{status: 400, code: codeInvalidRequest, reason: ReasonBadPath}},
+		{"raw non-ASCII byte", "/orders/\xe9", nil, wantFail{status: 400, code: codeInvalidRequest, reason: ReasonBadPath}},
 		{"public path with a trailing slash is not public", "/healthz/", nil, wantFail{status: 401, code: codeUnauthorized, reason: ReasonMissingToken}},
 		{"route scope", "/orders/admin/7", http.Header{"Authorization": {"Bearer " + tok}}, wantFail{status: 403, code: codeInsufficientScope, scope: "orders:write", reason: ReasonRouteScope}},
 	}
