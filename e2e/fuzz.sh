@@ -20,8 +20,8 @@ run() {
 	echo "== fuzz $pkg $target for $t"
 	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$t" "./$pkg"
 	local seeds found
-	seeds=$(find "$pkg/testdata/fuzz/$target" -type f 2>/dev/null | wc -l)
-	found=$(find "$cache/$pkg/$target" -type f 2>/dev/null | wc -l)
+	seeds=$( (find "$pkg/testdata/fuzz/$target" -type f 2>/dev/null || true) | wc -l)
+	found=$( (find "$cache/$pkg/$target" -type f 2>/dev/null || true) | wc -l)
 	echo "   $pkg $target: ran $t; corpus: $seeds seeds in testdata, $found inputs in the fuzz cache"
 }
 
