@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +21,9 @@ type cacheKey [sha256.Size]byte
 // nothing.
 type boundedCache[V any] struct {
 	shards [cacheShards]cacheShard[V]
+	// gen counts flushes. A value computed from keys or configuration read
+	// before a flush must not be put after it: putIf refuses it.
+	gen atomic.Uint64
 }
 
 // tokenCache is the verified-token cache.
@@ -85,14 +89,38 @@ func (c *boundedCache[V]) get(k *cacheKey, now time.Time) (V, bool) {
 	return sl.res, true
 }
 
+// generation returns the number of flushes so far: read it before reading
+// what a value is derived from (keys), and pass it to putIf.
+func (c *boundedCache[V]) generation() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.gen.Load()
+}
+
 // put caches r for k until expires, evicting with CLOCK when full.
 func (c *boundedCache[V]) put(k *cacheKey, r V, expires time.Time) {
+	if c == nil {
+		return
+	}
+	c.putIf(k, r, expires, c.gen.Load())
+}
+
+// putIf is put unless the cache was flushed since generation returned gen:
+// then r may rest on keys that are gone, and is dropped.
+func (c *boundedCache[V]) putIf(k *cacheKey, r V, expires time.Time, gen uint64) {
 	if c == nil {
 		return
 	}
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Checked under the shard's lock: flush counts first, then takes every
+	// shard's lock, so an entry put here either sees the new count or is
+	// cleared by that flush.
+	if c.gen.Load() != gen {
+		return
+	}
 	if i, ok := s.index[*k]; ok {
 		s.slots[i].res, s.slots[i].expires, s.slots[i].ref = r, expires, true
 		return
@@ -125,6 +153,7 @@ func (c *boundedCache[V]) flush() {
 	if c == nil {
 		return
 	}
+	c.gen.Add(1)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()

@@ -137,13 +137,19 @@ type parsed struct {
 }
 
 // parseToken splits a compact JWS into p, decodes its header and payload
-// strictly (base64url without padding, one JSON object, no duplicate member
+// strictly (base64url without padding, CR or LF, one JSON object, no duplicate member
 // names, registered claims of the right JSON types; member names match
 // exactly, as RFC 7519 4 wants) and refuses any crit header. The payload
 // is read once: the registered claims are decoded, the other top-level
 // members remembered for the embedded map and Claims.Extra. It verifies
 // nothing.
 func parseToken(token string, p *parsed) *Failure {
+	// Go's base64 decoders skip CR and LF even in strict mode: without this
+	// a token would have many spellings (a signature split by newlines
+	// verifies), and VerifyOuter has no b64token check in front of it.
+	if strings.IndexByte(token, '\n') >= 0 || strings.IndexByte(token, '\r') >= 0 {
+		return invalid(ReasonMalformed, errBase64)
+	}
 	h, rest, ok := strings.Cut(token, ".")
 	if !ok {
 		return invalid(ReasonMalformed, errDots)

@@ -142,17 +142,20 @@ func verifyWith(p *parsed, keys []jose.JSONWebKey) error {
 	alg := jose.SignatureAlgorithm(p.header.Alg)
 	ks := &keySet{}
 	ks.cur.Store(&keyIndex{keys: keys})
-	key, err := ks.find(p.header.Kid, alg)
+	found, err := ks.find(p.header.Kid, alg)
 	if err != nil {
 		return err
 	}
-	if err := verifySignature(key.Key, alg, p.signingInput, p.sig); err != nil {
+	for _, key := range found {
+		err = verifySignature(key.Key, alg, p.signingInput, p.sig)
+		if err == nil {
+			return nil
+		}
 		if errors.Is(err, errBase64) {
 			return err
 		}
-		return errors.New("bad signature")
 	}
-	return nil
+	return errors.New("bad signature")
 }
 
 var defaultClaimPaths = [][]string{{"embedded_tokens"}, {"ext", "embedded_tokens"}}

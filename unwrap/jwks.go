@@ -28,6 +28,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 
+	"github.com/embedtoken/embedtoken/catalog"
 	"github.com/embedtoken/embedtoken/internal/strictjson"
 )
 
@@ -125,14 +126,15 @@ func newHTTPClient(caFile string, base http.RoundTripper, timeout time.Duration,
 // Loaded reports whether the key set was loaded at least once.
 func (k *keySet) Loaded() bool { return k.loaded.Load() }
 
-// key returns the key that verifies a token with kid and alg. An unknown kid
-// (or, without kid, no usable key) triggers one shared refetch, rate-limited
-// by minRefetch. The error is errUnknownKid, errAmbiguousKey or errKeyAlg
-// (the token is invalid) or errKeysUnavailable (503).
-func (k *keySet) key(ctx context.Context, kid string, alg jose.SignatureAlgorithm) (*jose.JSONWebKey, error) {
-	key, err := k.find(kid, alg)
+// key returns the keys that may verify a token with kid and alg: those
+// find returns. An unknown kid (or, without kid, no usable key) triggers one
+// shared refetch, rate-limited by minRefetch. The error is errUnknownKid,
+// errAmbiguousKey or errKeyAlg (the token is invalid) or errKeysUnavailable
+// (503).
+func (k *keySet) key(ctx context.Context, kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
+	keys, err := k.find(kid, alg)
 	if !errors.Is(err, errUnknownKid) {
-		return key, err
+		return keys, err
 	}
 	if ferr := k.refetch(ctx, false); ferr != nil {
 		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, ferr)
@@ -140,14 +142,17 @@ func (k *keySet) key(ctx context.Context, kid string, alg jose.SignatureAlgorith
 	return k.find(kid, alg)
 }
 
-// find looks kid up in the current keys.
-func (k *keySet) find(kid string, alg jose.SignatureAlgorithm) (*jose.JSONWebKey, error) {
+// find looks kid up in the current keys: every key with this kid usable
+// with alg (several when a key set reuses a kid: DESIGN.md wants a token
+// verified against every key), or, for a token without kid, the one key
+// usable with alg.
+func (k *keySet) find(kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
 	idx := k.cur.Load()
 	if idx == nil {
 		return nil, errUnknownKid
 	}
-	var found *jose.JSONWebKey
-	n, withKid := 0, 0
+	var found []*jose.JSONWebKey
+	withKid := 0
 	for i := range idx.keys {
 		jk := &idx.keys[i]
 		if kid != "" {
@@ -159,16 +164,13 @@ func (k *keySet) find(kid string, alg jose.SignatureAlgorithm) (*jose.JSONWebKey
 		if !usable(jk, alg) {
 			continue
 		}
-		found = jk
-		n++
+		found = append(found, jk)
 	}
 	switch {
-	case n == 1:
-		return found, nil
-	case n > 1 && kid == "":
+	case len(found) > 1 && kid == "":
 		return nil, errAmbiguousKey
-	case n > 1:
-		return found, nil // several keys share a kid; the last usable one
+	case len(found) > 0:
+		return found, nil
 	case kid != "" && withKid > 0:
 		return nil, errKeyAlg
 	}
@@ -429,8 +431,8 @@ func (k *keySet) install(body []byte) error {
 }
 
 // ParseJWKS parses a JSON Web Key Set and returns its public signing keys
-// (private members are dropped; symmetric, encryption and unknown keys are
-// skipped). It is an error when none is left or the document is not a JWKS.
+// (private members are dropped; symmetric, encryption and unknown keys, and
+// RSA keys under catalog.MinRSABits bits, are skipped). It is an error when none is left or the document is not a JWKS.
 func ParseJWKS(body []byte) ([]jose.JSONWebKey, error) {
 	if err := strictjson.CheckObject(body); err != nil {
 		return nil, fmt.Errorf("key set is not valid JSON: %w", err)
@@ -456,8 +458,13 @@ func ParseJWKS(body []byte) ([]jose.JSONWebKey, error) {
 		if !jk.Valid() {
 			continue
 		}
-		switch jk.Key.(type) {
-		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		switch k := jk.Key.(type) {
+		case *rsa.PublicKey:
+			// RFC 7518 3.3 and 3.5: 2048 bits or more, as mint signs with.
+			if k.N.BitLen() >= catalog.MinRSABits {
+				keys = append(keys, jk)
+			}
+		case *ecdsa.PublicKey, ed25519.PublicKey:
 			keys = append(keys, jk)
 		}
 	}

@@ -511,15 +511,21 @@ func (v *Verifier) exchange(ctx context.Context, outerToken string, outer *Claim
 		if r, ok := v.cache.get(&key.token, v.now()); ok {
 			return r, nil
 		}
+		// The generations read before the outer token was verified (see
+		// verifyUncached): a key change since then drops what it caches.
+		gens, ok := ctx.Value(cacheGenKey{}).(cacheGens)
+		if !ok {
+			gens = cacheGens{v.cache.generation(), v.exchangeFails.generation()}
+		}
 		ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 		defer cancel()
 		r, f := v.exchangeOnce(ctx, outerToken, outer, source, why)
 		if f != nil {
-			v.exchangeFails.put(&key.token, f, v.now().Add(failureTTL))
+			v.exchangeFails.putIf(&key.token, f, v.now().Add(failureTTL), gens.failures)
 			return nil, f
 		}
 		if v.now().Before(r.Expiry) {
-			v.cache.put(&key.token, r, r.Expiry)
+			v.cache.putIf(&key.token, r, r.Expiry, gens.results)
 		}
 		return r, nil
 	})

@@ -253,6 +253,12 @@ func (v *Verifier) cached(token string, key *cacheKey) (*Result, bool) {
 	return r, ok
 }
 
+// cacheGenKey is the context key of the cacheGens that verifyUncached read
+// before verifying: an exchange it leads to caches its result with them.
+type cacheGenKey struct{}
+
+type cacheGens struct{ results, failures uint64 }
+
 // verifyUncached verifies token (a cache miss) and caches the result; key
 // is the one cached set, if it did.
 func (v *Verifier) verifyUncached(ctx context.Context, token string, key *cacheKey) (*Result, error) {
@@ -260,6 +266,12 @@ func (v *Verifier) verifyUncached(ctx context.Context, token string, key *cacheK
 		return nil, invalid(ReasonTooLarge, nil)
 	}
 	v.metrics.cache(false)
+	// Before any key is read: a key change during verification flushes
+	// the cache, and the result must then not be cached (putIf).
+	gen := v.cache.generation()
+	if v.exchanger != nil {
+		ctx = context.WithValue(ctx, cacheGenKey{}, cacheGens{gen, v.exchangeFails.generation()})
+	}
 	now := v.now()
 	start := time.Now()
 	r, f := v.verify(ctx, token, now)
@@ -271,7 +283,7 @@ func (v *Verifier) verifyUncached(ctx context.Context, token string, key *cacheK
 		if *key == (cacheKey{}) {
 			*key = tokenKey(token)
 		}
-		v.cache.put(key, r, r.Expiry)
+		v.cache.putIf(key, r, r.Expiry, gen)
 	}
 	return r, nil
 }
@@ -590,10 +602,11 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// checkSignature finds the key (by kid, from ks only) and verifies the
-// signature of p's signing input with it, allowing alg alone.
+// checkSignature finds the keys (by kid, from ks only) and verifies the
+// signature of p's signing input with them, allowing alg alone: one that
+// verifies is enough.
 func (v *Verifier) checkSignature(ctx context.Context, p *parsed, ks *keySet, alg jose.SignatureAlgorithm) *Failure {
-	key, err := ks.key(ctx, p.header.Kid, alg)
+	keys, err := ks.key(ctx, p.header.Kid, alg)
 	if err != nil {
 		switch {
 		case errors.Is(err, errKeysUnavailable):
@@ -605,13 +618,16 @@ func (v *Verifier) checkSignature(ctx context.Context, p *parsed, ks *keySet, al
 		}
 		return invalid(ReasonUnknownKid, err)
 	}
-	if err := verifySignature(key.Key, alg, p.signingInput, p.sig); err != nil {
+	for _, key := range keys {
+		err = verifySignature(key.Key, alg, p.signingInput, p.sig)
+		if err == nil {
+			return nil
+		}
 		if errors.Is(err, errBase64) {
 			return invalid(ReasonMalformed, err)
 		}
-		return invalid(ReasonSignature, err)
 	}
-	return nil
+	return invalid(ReasonSignature, err)
 }
 
 // checkTimes checks exp (required), nbf and, for minter tokens, iat
