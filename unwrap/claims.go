@@ -296,10 +296,11 @@ func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawM
 	if bad {
 		return false, others
 	}
+	var set scopeSet
 	if scope != nil {
 		c.HasScopeClaim = true
 		for s := range strings.FieldsSeq(jsonString(scope)) {
-			c.Scopes = appendScope(c.Scopes, s)
+			c.Scopes = set.add(c.Scopes, s)
 		}
 	}
 	if scp != nil {
@@ -309,17 +310,40 @@ func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawM
 		}
 		c.HasScopeClaim = true
 		for _, s := range list {
-			c.Scopes = appendScope(c.Scopes, s)
+			c.Scopes = set.add(c.Scopes, s)
 		}
 	}
 	return true, others
 }
 
-// appendScope appends s to dst unless it is empty or already there.
-func appendScope(dst []string, s string) []string {
-	if s == "" || slices.Contains(dst, s) {
+// maxScopesLinear is how many scopes are deduplicated pairwise; past it, a
+// set: the claims are read before the signature is checked, so a hostile
+// token's thousands of scopes must not cost quadratic time.
+const maxScopesLinear = 16
+
+// scopeSet deduplicates the scopes appended to one list.
+type scopeSet struct{ seen map[string]struct{} }
+
+// add appends s to dst unless it is empty or already there.
+func (set *scopeSet) add(dst []string, s string) []string {
+	if s == "" {
 		return dst
 	}
+	if set.seen == nil {
+		if slices.Contains(dst, s) {
+			return dst
+		}
+		if len(dst) < maxScopesLinear {
+			return append(dst, s)
+		}
+		set.seen = make(map[string]struct{}, 4*maxScopesLinear)
+		for _, x := range dst {
+			set.seen[x] = struct{}{}
+		}
+	} else if _, dup := set.seen[s]; dup {
+		return dst
+	}
+	set.seen[s] = struct{}{}
 	return append(dst, s)
 }
 
