@@ -50,7 +50,15 @@ func CheckObject(data []byte) error {
 type scanner struct {
 	b []byte
 	i int
+	// names holds the decoded member names that need decoding, by the
+	// offset of their first byte: each is decoded once. Made on first use.
+	names map[int]string
 }
+
+// maxLinear is the number of members of an object compared pairwise; past
+// it, the names go into a map, so that a hostile object of many members
+// costs linear time, not quadratic (this check runs before any signature).
+const maxLinear = 16
 
 // key is a member name: its raw bytes between the quotes, and whether it
 // must be decoded before comparing (escapes, or bytes that encoding/json
@@ -81,8 +89,9 @@ func (s *scanner) object(depth int) error {
 		s.i++
 		return nil
 	}
-	var small [16]key
+	var small [maxLinear]key
 	keys := small[:0]
+	var seen map[string]struct{}
 	for {
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
 			return ErrNotObject
@@ -91,12 +100,26 @@ func (s *scanner) object(depth int) error {
 		if err != nil {
 			return err
 		}
-		for _, o := range keys {
-			if s.same(o, k) {
-				return ErrDuplicate
+		if seen == nil && len(keys) == maxLinear {
+			seen = make(map[string]struct{}, 4*maxLinear)
+			for _, o := range keys {
+				seen[s.text(o)] = struct{}{}
 			}
 		}
-		keys = append(keys, k)
+		if seen == nil {
+			for _, o := range keys {
+				if s.same(o, k) {
+					return ErrDuplicate
+				}
+			}
+			keys = append(keys, k)
+		} else {
+			n := s.text(k)
+			if _, dup := seen[n]; dup {
+				return ErrDuplicate
+			}
+			seen[n] = struct{}{}
+		}
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
 			return ErrNotObject
@@ -128,7 +151,24 @@ func (s *scanner) same(a, b key) bool {
 	if !a.decode && !b.decode {
 		return bytes.Equal(s.b[a.start:a.end], s.b[b.start:b.end])
 	}
-	return decodeName(s.b[a.start-1:a.end+1]) == decodeName(s.b[b.start-1:b.end+1])
+	return s.text(a) == s.text(b)
+}
+
+// text is a member name as decoded (a plain name is its bytes); a name that
+// needs decoding is decoded once.
+func (s *scanner) text(k key) string {
+	if !k.decode {
+		return string(s.b[k.start:k.end])
+	}
+	if n, ok := s.names[k.start]; ok {
+		return n
+	}
+	if s.names == nil {
+		s.names = make(map[int]string)
+	}
+	n := decodeName(s.b[k.start-1 : k.end+1])
+	s.names[k.start] = n
+	return n
 }
 
 // decodeName decodes a quoted JSON string as encoding/json does (invalid

@@ -2,6 +2,7 @@ package strictjson
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -79,4 +80,61 @@ func BenchmarkCheckObject(b *testing.B) {
 			_ = refCheckObject(doc)
 		}
 	})
+}
+
+// TestManyMembers: past maxLinear members, names go into a map; duplicates
+// are still found (as decoded), and a hostile object of many escaped names
+// costs linear time.
+func TestManyMembers(t *testing.T) {
+	obj := func(names ...string) []byte {
+		var b strings.Builder
+		b.WriteString("{")
+		for i, n := range names {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, "%s:%d", n, i)
+		}
+		b.WriteString("}")
+		return []byte(b.String())
+	}
+	var names []string
+	for i := range 40 {
+		names = append(names, fmt.Sprintf(`"n%d"`, i))
+	}
+	if err := CheckObject(obj(names...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, dup := range []string{`"n3"`, `"\u006e3"`, `"n30"`, `"\u006e\u0033\u0030"`} {
+		if err := CheckObject(obj(append(names, dup)...)); err != ErrDuplicate {
+			t.Errorf("%s after 40: %v", dup, err)
+		}
+		if err := CheckObject(obj(append(append(names[:20:20], dup), names[20:]...)...)); err != ErrDuplicate {
+			t.Errorf("%s at 21: %v", dup, err)
+		}
+	}
+	if err := CheckObject(obj(append(names, "\"\xff\"", "\"\\ufffd\"")...)); err != ErrDuplicate {
+		t.Errorf("invalid UTF-8 past the map: %v", err)
+	}
+}
+
+// BenchmarkManyEscapedNames measures the hostile case the map is for: an
+// object of 1500 escaped member names (quadratic before: ~200 ms).
+func BenchmarkManyEscapedNames(b *testing.B) {
+	var buf strings.Builder
+	buf.WriteString("{")
+	for i := range 1500 {
+		if i > 0 {
+			buf.WriteString(",")
+		}
+		fmt.Fprintf(&buf, `"\u0061%d":%d`, i, i)
+	}
+	buf.WriteString("}")
+	doc := []byte(buf.String())
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckObject(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
