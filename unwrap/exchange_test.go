@@ -95,19 +95,7 @@ func TestExchangeShared(t *testing.T) {
 	})
 	outer := p.withoutOrders()
 	const n = 50
-	codes := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { codes[i] = p.get("/orders/1", outer).Code })
-	}
-	time.Sleep(200 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	for i, c := range codes {
-		if c != 200 {
-			t.Fatalf("request %d: status %d", i, c)
-		}
-	}
+	p.getConcurrently(t, outer, n, release)
 	if c := p.token.calls.Load(); c != 1 {
 		t.Errorf("exchanges %d for %d concurrent requests with one token, want 1", c, n)
 	}

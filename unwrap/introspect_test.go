@@ -111,6 +111,25 @@ type phantomOpts struct {
 	exchange bool   // declare an exchange block
 }
 
+// getConcurrently sends n requests with tok at once, opens release while
+// they wait on the endpoint, and requires every answer to be 200.
+func (p *phantomEnv) getConcurrently(t *testing.T, tok string, n int, release chan struct{}) {
+	t.Helper()
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { codes[i] = p.get("/orders/1", tok).Code })
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Fatalf("request %d: status %d", i, c)
+		}
+	}
+}
+
 func newPhantomEnv(t testing.TB, o phantomOpts) *phantomEnv {
 	t.Helper()
 	p := &phantomEnv{intro: newOAuthServer(t), token: newOAuthServer(t)}
@@ -476,21 +495,8 @@ func TestIntrospectionOneInFlightPerToken(t *testing.T) {
 		<-release
 		writeJSON(w, 200, body)
 	})
-	tok := opaque()
 	const n = 50
-	codes := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { codes[i] = p.get("/orders/1", tok).Code })
-	}
-	time.Sleep(200 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	for i, c := range codes {
-		if c != 200 {
-			t.Fatalf("request %d: status %d", i, c)
-		}
-	}
+	p.getConcurrently(t, opaque(), n, release)
 	if c := p.intro.calls.Load(); c != 1 {
 		t.Errorf("introspection calls %d for %d concurrent requests with one token, want 1", c, n)
 	}
