@@ -18,7 +18,10 @@ run() {
 	local pkg=$1 target=$2 secs=$3
 	local t=$((secs * scale))s
 	echo "== fuzz $pkg $target for $t"
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$t" "./$pkg"
+	# -fuzzminimizetime: Go minimizes every new interesting input for up to
+	# 60 s by default, which stalls fuzzing (0 execs/s) and, when the
+	# budget ends mid-minimization, fails with "context deadline exceeded".
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$t" -fuzzminimizetime 2s "./$pkg"
 	local seeds found
 	seeds=$( (find "$pkg/testdata/fuzz/$target" -type f 2>/dev/null || true) | wc -l)
 	found=$( (find "$cache/$pkg/$target" -type f 2>/dev/null || true) | wc -l)
