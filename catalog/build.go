@@ -35,6 +35,22 @@ func (o *once) take(rng hcl.Range, d *diagnostics) bool {
 	return false
 }
 
+// declarations records where each name of one kind of labelled block was
+// first declared.
+type declarations map[string]hcl.Range
+
+// first records name, declared by the block at def, and reports whether it
+// is the first of its name; a later one is an error at its label whose
+// detail (a format of the name and the first position) names the first.
+func (m declarations) first(name string, label, def hcl.Range, summary, detail string, d *diagnostics) bool {
+	if prev, dup := m[name]; dup {
+		d.errorf(label, summary, detail, name, pos(prev))
+		return false
+	}
+	m[name] = def
+	return true
+}
+
 // apiDecl is an api block with the context it was decoded in.
 type apiDecl struct {
 	raw        *rawAPI
@@ -73,7 +89,7 @@ func (l *loader) build(files []*decodedFile) (*Catalog, hcl.Diagnostics) {
 	// APIs: names and audiences are unique across all files.
 	var decls []*apiDecl
 	audFirst := map[string]hcl.Range{}
-	nameFirst := map[string]hcl.Range{}
+	apiNames := declarations{}
 	for _, f := range files {
 		for _, ra := range f.raw.APIs {
 			if !validName(ra.Name) {
@@ -81,11 +97,9 @@ func (l *loader) build(files []*decodedFile) (*Catalog, hcl.Diagnostics) {
 					"The API name %q must start with a letter or digit and hold only letters, digits, '-', '_' and '.', at most 64 characters: it appears in realms, claim keys and metric labels.", ra.Name)
 				continue
 			}
-			if first, dup := nameFirst[ra.Name]; dup {
-				d.errorf(ra.LabelRange, "Duplicate API name", "The API %q is already declared at %s. Each api block needs its own name.", ra.Name, pos(first))
+			if !apiNames.first(ra.Name, ra.LabelRange, ra.DefRange, "Duplicate API name", "The API %q is already declared at %s. Each api block needs its own name.", d) {
 				continue
 			}
-			nameFirst[ra.Name] = ra.DefRange
 			decl := l.buildAPI(ra, f.ctx(l), cat.Minter, d)
 			if first, dup := audFirst[decl.api.Audience]; dup && decl.api.Audience != "" {
 				d.errorf(ra.AudienceRange, "Duplicate API audience",
@@ -106,8 +120,7 @@ func (l *loader) build(files []*decodedFile) (*Catalog, hcl.Diagnostics) {
 	sort.Slice(cat.APIs, func(i, j int) bool { return cat.APIs[i].Name < cat.APIs[j].Name })
 
 	sidecarOnce, hookOnce, exchangeOnce := &once{kind: "sidecar"}, &once{kind: "hook"}, &once{kind: "exchange"}
-	trustFirst := map[string]hcl.Range{}
-	clientFirst := map[string]hcl.Range{}
+	trustNames, clientNames := declarations{}, declarations{}
 	for _, f := range files {
 		ctx := f.ctx(l)
 		for _, rs := range f.raw.Sidecars {
@@ -116,11 +129,9 @@ func (l *loader) build(files []*decodedFile) (*Catalog, hcl.Diagnostics) {
 			}
 		}
 		for _, rt := range f.raw.Trusts {
-			if first, dup := trustFirst[rt.Name]; dup {
-				d.errorf(rt.LabelRange, "Duplicate trust name", "The trust %q is already declared at %s.", rt.Name, pos(first))
+			if !trustNames.first(rt.Name, rt.LabelRange, rt.DefRange, "Duplicate trust name", "The trust %q is already declared at %s.", d) {
 				continue
 			}
-			trustFirst[rt.Name] = rt.DefRange
 			if t := l.buildTrust(rt, f, ctx, cat, d); t != nil {
 				cat.Trusts = append(cat.Trusts, t)
 			}
@@ -131,11 +142,9 @@ func (l *loader) build(files []*decodedFile) (*Catalog, hcl.Diagnostics) {
 			}
 		}
 		for _, rc := range f.raw.ExchangeClients {
-			if first, dup := clientFirst[rc.Name]; dup {
-				d.errorf(rc.LabelRange, "Duplicate exchange client", "The exchange_client %q is already declared at %s.", rc.Name, pos(first))
+			if !clientNames.first(rc.Name, rc.LabelRange, rc.DefRange, "Duplicate exchange client", "The exchange_client %q is already declared at %s.", d) {
 				continue
 			}
-			clientFirst[rc.Name] = rc.DefRange
 			if c := l.buildExchangeClient(rc, f, ctx, cat, d); c != nil {
 				cat.ExchangeClients = append(cat.ExchangeClients, c)
 			}
@@ -228,14 +237,12 @@ func (l *loader) buildMinter(rm *rawMinter, f *decodedFile, cat *Catalog, d *dia
 	}
 
 	// Signing keys.
-	kidFirst := map[string]hcl.Range{}
+	kids := declarations{}
 	var declared []string // every kid declared, valid or not, for active_key
 	for _, rk := range rm.SigningKeys {
-		if first, dup := kidFirst[rk.ID]; dup {
-			d.errorf(rk.LabelRange, "Duplicate signing key", "The kid %q is already declared at %s.", rk.ID, pos(first))
+		if !kids.first(rk.ID, rk.LabelRange, rk.DefRange, "Duplicate signing key", "The kid %q is already declared at %s.", d) {
 			continue
 		}
-		kidFirst[rk.ID] = rk.DefRange
 		declared = append(declared, rk.ID)
 		if rk.ID == "" || strings.ContainsAny(rk.ID, "\"\\/ ") {
 			d.errorf(rk.LabelRange, "Invalid key ID", "The kid %q must be non-empty, without spaces, quotes or slashes.", rk.ID)
@@ -286,7 +293,7 @@ func (l *loader) buildMinter(rm *rawMinter, f *decodedFile, cat *Catalog, d *dia
 	case rm.ActiveKey != nil:
 		k := m.Key(*rm.ActiveKey)
 		if k == nil {
-			if _, ok := kidFirst[*rm.ActiveKey]; ok {
+			if _, ok := kids[*rm.ActiveKey]; ok {
 				break // its signing_key block has its own error
 			}
 			names := "(none declared)"
