@@ -76,7 +76,7 @@ func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 			Description: "the request header block is over max_token_bytes + 8 KiB", Reason: ReasonHeadersTooLarge})
 		return
 	}
-	raw, ok := rawPath(r)
+	raw, decoded, ok := rawPath(r)
 	if !ok {
 		s.fail(w, r, ri, badRequest(ReasonBadPath))
 		return
@@ -85,7 +85,7 @@ func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, ri, badRequest(ReasonQueryToken))
 		return
 	}
-	if s.public[raw] {
+	if s.public[raw] || s.public[decoded] {
 		ri.public = true
 		s.forward(w, r, ri, ReasonPublic)
 		return
@@ -111,7 +111,7 @@ func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 		s.failToken(w, r, ri, asFailure(err), token)
 		return
 	}
-	if f := s.checkRoutes(r.Method, raw, res.InnerClaims); f != nil {
+	if f := s.checkRoutes(r, raw, decoded, res.InnerClaims); f != nil {
 		s.fail(w, r, ri, f)
 		return
 	}
@@ -123,15 +123,18 @@ func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 	s.forward(w, r, ri, ReasonOK)
 }
 
-// checkRoutes applies every route whose prefix matches the raw path (and
-// method): the inner token needs one of the route's scopes.
-func (s *Sidecar) checkRoutes(method, path string, c *Claims) *Failure {
+// checkRoutes applies every route whose prefix matches the raw or decoded
+// path, ignoring case, and one of whose methods the upstream may run
+// (routeApplies, in paths.go): the inner token needs one of the route's
+// scopes.
+func (s *Sidecar) checkRoutes(r *http.Request, raw, decoded string, c *Claims) *Failure {
+	var methods []string
 	for i := range s.cfg.Routes {
 		rt := &s.cfg.Routes[i]
-		if !strings.HasPrefix(path, rt.PathPrefix) {
-			continue
+		if methods == nil && len(rt.Methods) > 0 {
+			methods = routeMethods(r)
 		}
-		if len(rt.Methods) > 0 && !containsFold(rt.Methods, method) {
+		if !routeApplies(rt.PathPrefix, rt.Methods, raw, decoded, methods) {
 			continue
 		}
 		if !c.covers(rt.Scopes) {
@@ -283,6 +286,8 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	if out.Body != nil && out.Body != http.NoBody {
 		out.Body = &clientBody{ReadCloser: out.Body, ri: ri}
 	}
+	// A body the upstream may leave unread: a connection of its own.
+	out.Close = closeAfterBody(pr.In, ri.public)
 	// Trailers may not name a header the sidecar sets or removes.
 	for name := range out.Trailer {
 		if setBySidecar(name) {
@@ -368,52 +373,21 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	writeJSONError(w, status, ri.id, code, desc)
 }
 
-// rawPath returns the request's path as sent, and whether it is acceptable:
-// already clean (no dot segments, no empty segments but a final one), and
-// without %2F, %5C, %2E, %00, backslash or semicolon.
-func rawPath(r *http.Request) (string, bool) {
-	raw := r.RequestURI
+// rawPath returns the request's path as sent and percent-decoded, and
+// whether it is acceptable (checkPath, in paths.go).
+func rawPath(r *http.Request) (raw, decoded string, ok bool) {
+	raw = r.RequestURI
 	if !strings.HasPrefix(raw, "/") {
 		if r.URL == nil || r.URL.Host == "" {
-			return "", false // "*" or garbage
+			return "", "", false // "*" or garbage
 		}
 		raw = r.URL.EscapedPath()
 	}
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i]
 	}
-	if raw == "" || raw[0] != '/' {
-		return "", false
-	}
-	if strings.ContainsAny(raw, "\\;#") {
-		return "", false
-	}
-	// Bytes that RFC 3986 never allows raw (controls, spaces, non-ASCII):
-	// net/http would forward them percent-encoded, not as matched.
-	for i := 0; i < len(raw); i++ {
-		if raw[i] <= ' ' || raw[i] >= 0x7f {
-			return "", false
-		}
-	}
-	for i := 0; i+2 < len(raw); i++ {
-		if raw[i] != '%' {
-			continue
-		}
-		switch strings.ToLower(raw[i+1 : i+3]) {
-		case "2f", "5c", "2e", "00":
-			return "", false
-		}
-	}
-	for rest := raw[1:]; ; {
-		seg, tail, more := strings.Cut(rest, "/")
-		if seg == "." || seg == ".." || (seg == "" && more) {
-			return "", false
-		}
-		if !more {
-			return raw, true
-		}
-		rest = tail
-	}
+	decoded, ok = checkPath(raw)
+	return raw, decoded, ok
 }
 
 // hasQueryToken reports an access_token query parameter (RFC 6750 2.3),
