@@ -243,7 +243,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decodeStrict decodes one JSON object from body into v: malformed JSON,
 // a non-object, wrong types, trailing data and duplicate member names at
-// any depth (`{"sub":"u","sub":"admin"}` must not mint for admin) are
+// any depth (`{"sub":"u","sub":"admin"}` must not mint for admin), and
+// member names that match a field of v only when case is ignored, are
 // errors. Fields v does not name are ignored (Hydra sends many). The error
 // text names positions and fields, never input values.
 func decodeStrict(body []byte, v any) error {
@@ -261,7 +262,10 @@ func decodeStrict(body []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("trailing data after the JSON object")
 	}
-	if err := strictjson.CheckObject(body); err != nil {
+	// Exact member names: encoding/json fills a field from any case
+	// variant of its name (the last one wins), so "SUBJECT" beside
+	// "subject" is refused like a duplicate.
+	if err := strictjson.CheckFields(body, v); err != nil {
 		return err
 	}
 	return nil

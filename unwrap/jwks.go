@@ -434,7 +434,7 @@ func (k *keySet) install(body []byte) error {
 // (private members are dropped; symmetric, encryption and unknown keys, and
 // RSA keys under catalog.MinRSABits bits, are skipped). It is an error when none is left or the document is not a JWKS.
 func ParseJWKS(body []byte) ([]jose.JSONWebKey, error) {
-	if err := strictjson.CheckObject(body); err != nil {
+	if err := strictjson.CheckFields(body, (*jwksMembers)(nil)); err != nil {
 		return nil, fmt.Errorf("key set is not valid JSON: %w", err)
 	}
 	var doc struct {
@@ -538,4 +538,37 @@ func (k *keySet) stamp() string {
 		return "missing"
 	}
 	return st.ModTime().String() + "/" + strconv.FormatInt(st.Size(), 10)
+}
+
+// jwksMembers names the members of a JWK set and of its keys that
+// encoding/json decodes (go-jose's rawJSONWebKey): ParseJWKS refuses a
+// member that matches one only when case is ignored ("KID" beside "kid"),
+// which the decoder would read as that member, the last one winning.
+type jwksMembers struct {
+	Keys []struct {
+		Use     json.RawMessage `json:"use"`
+		Kty     json.RawMessage `json:"kty"`
+		Kid     json.RawMessage `json:"kid"`
+		Crv     json.RawMessage `json:"crv"`
+		Alg     json.RawMessage `json:"alg"`
+		K       json.RawMessage `json:"k"`
+		X       json.RawMessage `json:"x"`
+		Y       json.RawMessage `json:"y"`
+		N       json.RawMessage `json:"n"`
+		E       json.RawMessage `json:"e"`
+		Pub     json.RawMessage `json:"pub"`
+		Priv    json.RawMessage `json:"priv"`
+		D       json.RawMessage `json:"d"`
+		P       json.RawMessage `json:"p"`
+		Q       json.RawMessage `json:"q"`
+		Dp      json.RawMessage `json:"dp"`
+		Dq      json.RawMessage `json:"dq"`
+		Qi      json.RawMessage `json:"qi"`
+		X5c     json.RawMessage `json:"x5c"`
+		X5u     json.RawMessage `json:"x5u"`
+		X5t     json.RawMessage `json:"x5t"`
+		X5tS256 json.RawMessage `json:"x5t#S256"`
+		KeyOps  json.RawMessage `json:"key_ops"`
+		Ext     json.RawMessage `json:"ext"`
+	} `json:"keys"`
 }

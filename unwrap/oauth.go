@@ -468,13 +468,13 @@ func (x *exchangeClient) Exchange(ctx context.Context, subjectToken, audience st
 		var eb struct {
 			Error string `json:"error"`
 		}
-		if strictjson.CheckObject(body) == nil && json.Unmarshal(body, &eb) == nil && slices.Contains(oauthCodes, eb.Error) {
+		if strictjson.CheckFields(body, &eb) == nil && json.Unmarshal(body, &eb) == nil && slices.Contains(oauthCodes, eb.Error) {
 			se.Code = eb.Error
 		}
 		return "", fmt.Errorf("token exchange: %w", se)
 	}
 	var a exchangeAnswer
-	if err := strictjson.CheckObject(body); err != nil {
+	if err := strictjson.CheckFields(body, &a); err != nil {
 		return "", fmt.Errorf("token exchange: %w: %w", errExchangeAnswer, err)
 	}
 	if err := json.Unmarshal(body, &a); err != nil || a.AccessToken == "" ||
