@@ -207,7 +207,7 @@ func checkStrict(data []byte) *Failure {
 // decodeHeader reads alg, kid, typ and crit from a header object that
 // passed checkStrict.
 func decodeHeader(data []byte, h *header) *Failure {
-	it := objectIter{b: data, i: 1}
+	it := objectIter{b: data, i: skipSpace(data, 0) + 1} // JSON may start with whitespace
 	bad := false
 	for m, more := it.next(); more; m, more = it.next() {
 		switch m.name() {
@@ -239,7 +239,7 @@ func decodeHeader(data []byte, h *header) *Failure {
 // and scope; a string or an array of strings for aud; an array of strings
 // for scp; a NumericDate for exp, nbf and iat.
 func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawMember) {
-	it := objectIter{b: data, i: 1}
+	it := objectIter{b: data, i: skipSpace(data, 0) + 1} // JSON may start with whitespace
 	bad := false
 	var scope, scp []byte
 	for m, more := it.next(); more; m, more = it.next() {
