@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/internal/httplog"
 	"github.com/embedtoken/embedtoken/mint"
 )
 
@@ -25,6 +26,8 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	// The HTTP/1 transport logs to the standard logger, with upstream bytes.
+	defer httplog.RedirectStd(log.Named("stdlog"))()
 	if err := checkHookBlock(cat); err != nil {
 		return &configError{msg: err.Error()}
 	}

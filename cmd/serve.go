@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/internal/httplog"
 )
 
 // server is one listener of a long-running command.
@@ -38,7 +39,7 @@ func newHTTPServer(h http.Handler, log *zap.Logger, maxHeaderBytes int) *http.Se
 		WriteTimeout:      120 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		ErrorLog:          httplog.New(log.Named("http")), // no request bytes
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/internal/httplog"
 	"github.com/embedtoken/embedtoken/unwrap"
 )
 
@@ -25,6 +26,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	// The HTTP/1 transport logs to the standard logger, with upstream bytes.
+	defer httplog.RedirectStd(log.Named("stdlog"))()
 	if cat.Sidecar == nil {
 		return &configError{msg: "the configuration has no sidecar block"}
 	}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/internal/httplog"
 )
 
 // headerSlack is what the request header block may hold beyond the token.
@@ -94,7 +95,7 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 		Transport:      s.transport,
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   s.proxyError,
-		ErrorLog:       zap.NewStdLog(log.Named("proxy")),
+		ErrorLog:       httplog.New(log.Named("proxy")), // no upstream bytes
 		BufferPool:     copyBuffers,
 	}
 	s.handler = s.middleware(http.HandlerFunc(s.serve))
