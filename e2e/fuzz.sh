@@ -30,8 +30,11 @@ run() {
 
 # The request path first: its set-up (RSA keys, a sidecar and its upstream
 # per worker) takes a few seconds of the budget.
-run unwrap FuzzRequest 35
-run unwrap FuzzVerify 25
+run unwrap FuzzRequest 30
+run unwrap FuzzVerify 20
+# Differential: the sidecar's path and method decision against Go's
+# ServeMux and Python-style routers.
+run unwrap FuzzRouteDecision 15
 run mint FuzzHook 20
-run catalog FuzzLoad 20
+run catalog FuzzLoad 15
 run internal/strictjson FuzzAgainstReference 15

@@ -153,6 +153,8 @@ func TestExchangeFailures(t *testing.T) {
 		{"500", status(500, `{"error":"server_error"}`), p.withoutOrders, down},
 		{"garbage", ok(`<html>`), p.withoutOrders, down},
 		{"duplicate member", ok(`{"access_token":"a.b.c","access_token":"a.b.c","issued_token_type":"` + tokenTypeAccessToken + `","token_type":"Bearer"}`), p.withoutOrders, down},
+		{"case-variant member", ok(`{"access_token":"a.b.c","ACCESS_TOKEN":"x.y.z","issued_token_type":"` + tokenTypeAccessToken + `","token_type":"Bearer"}`), p.withoutOrders, down},
+		{"case-variant error code", status(400, `{"error":"server_error","ERROR":"invalid_grant"}`), p.withoutOrders, down},
 		{"no token_type", ok(`{"access_token":"a.b.c","issued_token_type":"` + tokenTypeAccessToken + `"}`), p.withoutOrders, down},
 		{"slow", func(w http.ResponseWriter, form url.Values) {
 			time.Sleep(400 * time.Millisecond)

@@ -313,6 +313,7 @@ func TestIntrospectionAnswers(t *testing.T) {
 		want   wantFail
 	}{
 		{"active", 200, hydra(nil), ok},
+		{"leading whitespace", 200, " \n\t\r" + hydra(nil), ok},
 		{"aud as a string", 200, hydra(func(a map[string]any) { a["aud"] = "https://gateway.test" }), ok},
 		{"no token_use", 200, hydra(func(a map[string]any) { delete(a, "token_use") }), ok},
 		{"no scope (Hydra omits an empty one)", 200, hydra(func(a map[string]any) { delete(a, "scope") }), ok},

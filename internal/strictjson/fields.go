@@ -63,12 +63,14 @@ func fieldsOf(t reflect.Type) *fields {
 	if f, ok := fieldsCache.Load(t); ok {
 		return f.(*fields)
 	}
-	f := build(t, map[reflect.Type]bool{})
+	f := build(t, map[reflect.Type]*fields{})
 	fieldsCache.Store(t, f)
 	return f
 }
 
-func build(t reflect.Type, visiting map[reflect.Type]bool) *fields {
+// build returns the fields of t; building holds the structs being built, so
+// that a recursive type refers to its own node.
+func build(t reflect.Type, building map[reflect.Type]*fields) *fields {
 	for t.Kind() == reflect.Pointer {
 		if t.Implements(jsonUnmarshaler) || t.Implements(textUnmarshaler) {
 			return nil
@@ -78,20 +80,19 @@ func build(t reflect.Type, visiting map[reflect.Type]bool) *fields {
 	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
 		return nil
 	}
-	if visiting[t] {
-		return nil // a recursive type: checked to the depth it was entered
-	}
-	visiting[t] = true
-	defer delete(visiting, t)
 	switch t.Kind() {
 	case reflect.Slice, reflect.Array, reflect.Map:
-		if e := build(t.Elem(), visiting); e != nil {
+		if e := build(t.Elem(), building); e != nil {
 			return &fields{each: e}
 		}
 		return nil
 	case reflect.Struct:
+		if f, ok := building[t]; ok {
+			return f // a recursive type
+		}
 		f := &fields{}
-		addStruct(f, t, visiting)
+		building[t] = f
+		addStruct(f, t, building)
 		if len(f.names) == 0 {
 			return nil
 		}
@@ -102,7 +103,7 @@ func build(t reflect.Type, visiting map[reflect.Type]bool) *fields {
 
 // addStruct adds t's JSON members to f, with the fields of embedded structs
 // promoted as encoding/json does.
-func addStruct(f *fields, t reflect.Type, visiting map[reflect.Type]bool) {
+func addStruct(f *fields, t reflect.Type, building map[reflect.Type]*fields) {
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
 		tag := sf.Tag.Get("json")
@@ -116,7 +117,7 @@ func addStruct(f *fields, t reflect.Type, visiting map[reflect.Type]bool) {
 				et = et.Elem()
 			}
 			if et.Kind() == reflect.Struct {
-				addStruct(f, et, visiting)
+				addStruct(f, et, building)
 				continue
 			}
 		}
@@ -127,7 +128,7 @@ func addStruct(f *fields, t reflect.Type, visiting map[reflect.Type]bool) {
 			name = sf.Name
 		}
 		f.names = append(f.names, name)
-		f.sub = append(f.sub, build(sf.Type, visiting))
+		f.sub = append(f.sub, build(sf.Type, building))
 	}
 }
 
