@@ -120,6 +120,7 @@ type advOptions struct {
 	SidecarExtra    string // more attributes in the sidecar block
 	NoAdmin         bool   // leave admin_listen out
 	LogLevel        string // default "debug": every refusal is logged, for the leak checks
+	Upstream        string // the sidecar's upstream URL instead of the recorder's
 }
 
 // advKey is a signing key with its kid and alg.
@@ -478,7 +479,11 @@ func newAdv(t *testing.T, opts advOptions) *adv {
 func (a *adv) writeSidecar(t *testing.T, extra string) {
 	t.Helper()
 	admin := a.admin
-	src := fmt.Sprintf(advSidecarHCL, a.listen, a.up.url(), admin, a.opts.UpstreamTimeout, a.opts.ShutdownTimeout, extra)
+	up := a.up.url()
+	if a.opts.Upstream != "" {
+		up = a.opts.Upstream
+	}
+	src := fmt.Sprintf(advSidecarHCL, a.listen, up, admin, a.opts.UpstreamTimeout, a.opts.ShutdownTimeout, extra)
 	if a.opts.NoAdmin {
 		src = strings.Replace(src, fmt.Sprintf("  admin_listen     = %q\n", admin), "", 1)
 	}
@@ -1309,6 +1314,33 @@ func TestAdversarialHook(t *testing.T) {
 			t.Error("the stale map's entry survived")
 		}
 		checkConfined(t, keys, m, []string{"orders:read", "admin:all", "evil:write", "profile:read"})
+	})
+
+	// encoding/json fills a field from any case variant of its name, the
+	// last one winning: the hook refuses them like duplicates (issue 15).
+	t.Run("case-variant members mint nothing", func(t *testing.T) {
+		before := minted()
+		body := string(hydraBody)
+		for _, bad := range []string{
+			strings.Replace(body, `"subject":`, `"subject":"alice","SUBJECT":`, 1),
+			strings.Replace(body, `"requested_scopes":`, `"CLIENT_ID":"evil-client","requested_scopes":`, 1),
+			strings.Replace(body, `"granted_scopes":`, `"Granted_Scopes":["orders:read","orders:write"],"granted_scopes":`, 1),
+			strings.Replace(body, `"subject":`, `"\u017fubject":`, 1),
+		} {
+			if bad == body {
+				t.Fatal("the fixture changed: no replacement")
+			}
+			if r := post("/hooks/hydra", []byte(bad), hookHeader, st.hookKey); r.status != http.StatusForbidden {
+				t.Errorf("hydra: %d %s, want 403", r.status, r.body)
+			}
+		}
+		generic := fmt.Sprintf(`{"sub":"alice","SUB":"admin","client_id":"c","exp":%d}`, exp.Unix())
+		if r := post("/hooks/generic", []byte(generic), hookHeader, st.hookKey); r.status != http.StatusBadRequest {
+			t.Errorf("generic: %d %s, want 400", r.status, r.body)
+		}
+		if n := minted(); n != before {
+			t.Errorf("minted %v tokens", n-before)
+		}
 	})
 
 	if done, err := st.hook.exited(); done {
