@@ -15,12 +15,17 @@ import "net/http"
 // Python answers 501 without reading the body) whose every possible method
 // (routeMethods: HEAD, overrides) is one of those too; and every body on a
 // public path. A chunked body (unknown length) is closed after too: an
-// upstream that does not implement chunked reads its chunks as requests.
+// upstream that does not implement chunked reads its chunks as requests;
+// and so is a body sent with Expect.
 func closeAfterBody(r *http.Request, public bool) bool {
 	if !hasBody(r) {
 		return false
 	}
-	if public || r.ContentLength < 0 {
+	// With Expect: 100-continue, Go's transport sends the body after a
+	// final answer that came without 100 Continue when it keeps the
+	// connection: the upstream, which answered without reading it, would
+	// read it as the next request.
+	if public || r.ContentLength < 0 || len(r.Header["Expect"]) > 0 {
 		return true
 	}
 	for _, m := range routeMethods(r) {

@@ -257,6 +257,7 @@ func TestCloseAfterBody(t *testing.T) {
 		{"POST chunked", "POST", "x", true, nil, false, true},
 		{"POST overridden to GET", "POST", "x", false, http.Header{"X-Http-Method-Override": {"GET"}}, false, true},
 		{"POST on a public path", "POST", "x", false, nil, true, true},
+		{"POST with Expect", "POST", "x", false, http.Header{"Expect": {"100-continue"}}, false, true},
 		{"GET on a public path without body", "GET", "", false, nil, true, false},
 	}
 	for _, tc := range cases {
