@@ -28,7 +28,8 @@ func closeAfterBody(r *http.Request, public bool) bool {
 	if public || r.ContentLength < 0 || len(r.Header["Expect"]) > 0 {
 		return true
 	}
-	for _, m := range routeMethods(r) {
+	var buf [4]string
+	for _, m := range routeMethods(r, buf[:0]) {
 		switch m {
 		case http.MethodPost, http.MethodPut, http.MethodPatch:
 		default:

@@ -34,7 +34,7 @@ func sidecarDecision(r *http.Request) (ok, public bool, applied []int) {
 	if slices.Contains(fuzzPublic, raw) || slices.Contains(fuzzPublic, decoded) {
 		return true, true, nil
 	}
-	methods := routeMethods(r)
+	methods := routeMethods(r, nil)
 	for i, rt := range fuzzRoutes {
 		if routeApplies(rt.prefix, rt.methods, raw, decoded, methods) {
 			applied = append(applied, i)

@@ -164,12 +164,12 @@ func routeApplies(prefix string, methods []string, raw, decoded string, reqMetho
 // method's handler (Express method-override, Symfony, Laravel, Google APIs).
 var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
-// routeMethods returns the methods the upstream may run for r: its method,
-// GET for HEAD (RFC 9110 9.3.2), and those named by a method override
-// header or a _method query parameter. The first is r.Method.
-func routeMethods(r *http.Request) []string {
-	ms := make([]string, 1, 4)
-	ms[0] = r.Method
+// routeMethods appends to ms (usually empty, with room for a few) the
+// methods the upstream may run for r: its method, GET for HEAD (RFC 9110
+// 9.3.2), and those named by a method override header or a _method query
+// parameter. The first is r.Method.
+func routeMethods(r *http.Request, ms []string) []string {
+	ms = append(ms, r.Method)
 	for _, name := range methodOverrideHeaders {
 		for _, v := range r.Header[name] {
 			for m := range strings.SplitSeq(v, ",") {

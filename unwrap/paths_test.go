@@ -224,7 +224,7 @@ func TestRouteMethods(t *testing.T) {
 			for k, v := range tc.header {
 				r.Header[k] = v
 			}
-			if got := routeMethods(r); !slices.Equal(got, tc.want) {
+			if got := routeMethods(r, nil); !slices.Equal(got, tc.want) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})

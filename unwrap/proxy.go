@@ -128,11 +128,12 @@ func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 // (routeApplies, in paths.go): the inner token needs one of the route's
 // scopes.
 func (s *Sidecar) checkRoutes(r *http.Request, raw, decoded string, c *Claims) *Failure {
+	var buf [4]string
 	var methods []string
 	for i := range s.cfg.Routes {
 		rt := &s.cfg.Routes[i]
 		if methods == nil && len(rt.Methods) > 0 {
-			methods = routeMethods(r)
+			methods = routeMethods(r, buf[:0])
 		}
 		if !routeApplies(rt.PathPrefix, rt.Methods, raw, decoded, methods) {
 			continue
