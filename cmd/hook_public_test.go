@@ -45,7 +45,7 @@ func freeLoopback(t *testing.T) string {
 // refused by check and by the hook with the block's position.
 func TestHookWithoutPublicListener(t *testing.T) {
 	needs := writeFiles(t, map[string]string{
-		"c.hcl": strings.NewReplacer("  public_listen = \"127.0.0.1:0\"\n", "", "ACTIVE", "k1", "KEY", "secret-key").Replace(hookTestHCL),
+		"c.hcl":           strings.NewReplacer("  public_listen = \"127.0.0.1:0\"\n", "", "ACTIVE", "k1", "KEY", "secret-key").Replace(hookTestHCL),
 		"keys/k1.key.pem": pemKey(t), "keys/k2.key.pem": pemKey(t),
 	})
 	for _, args := range [][]string{{"check", "--config", needs}, {"hook", "--config", needs}} {
