@@ -123,6 +123,7 @@ func logLoaded(log *zap.Logger, cat *catalog.Catalog, m *mint.Minter) {
 		zap.Int("signing_keys", len(cat.Minter.SigningKeys)),
 		zap.String("kid", m.KeyID()),
 		zap.Bool("generic", cat.Hook.Generic),
+		zap.Bool("okta", cat.Hook.Okta),
 		zap.Int("trusts", len(cat.Trusts)),
 		zap.Int("exchange_clients", len(cat.ExchangeClients)))
 }
