@@ -205,8 +205,10 @@ exchange {
 }
 `, st.hookAddr.public)
 	})
-	st.startHook(t)
+	// The issuer first: the hook's exchange verifies subject tokens with
+	// its keys, fetched at start (until then an exchange is a 503).
 	o := startOIDC(t, st, addr, "", 3600)
+	st.startHook(t)
 	c := startChain(t, st)
 	subj := subject{sub: o.client.ID, clientID: o.client.ID, granted: hydraGranted, act: true}
 
@@ -219,7 +221,13 @@ exchange {
 
 	t.Run("exchange at the gateway-facing sidecar", func(t *testing.T) {
 		c.reset()
-		r := c.get(t, "orders", plain)
+		// 503 + Retry-After while the hook's verifier has not loaded the
+		// issuer's keys yet (DESIGN: the client retries); bounded.
+		var r response
+		waitCond(t, 15*time.Second, "an exchange once the hook has the issuer's keys", func() bool {
+			r = c.get(t, "orders", plain)
+			return r.status != http.StatusServiceUnavailable
+		})
 		if r.status != http.StatusOK {
 			t.Fatalf("orders sidecar: got %d %s, want 200", r.status, r.body)
 		}
