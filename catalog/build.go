@@ -158,6 +158,7 @@ func (l *loader) build(files []*decodedFile) (*Catalog, hcl.Diagnostics) {
 	sort.Slice(cat.ExchangeClients, func(i, j int) bool { return cat.ExchangeClients[i].Name < cat.ExchangeClients[j].Name })
 	checkDuplicateIssuers(files, cat, d)
 	checkLifetimes(decls, files, cat, d)
+	l.checkHookPublic(cat, hookOnce.first, d)
 	return cat, d.list
 }
 

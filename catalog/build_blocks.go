@@ -243,6 +243,7 @@ func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d 
 		Listen:       rh.Listen,
 		APIKeyHeader: DefaultAPIKeyHeader,
 		Generic:      rh.Generic != nil && *rh.Generic,
+		Okta:         rh.Okta != nil && *rh.Okta,
 		Timeout:      duration(rh.Timeout, rh.TimeoutRange, "timeout", DefaultHookTimeout, 0, 10*time.Second, d),
 		TLS:          l.buildTLS(rh.TLS, f, d),
 	}

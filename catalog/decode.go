@@ -160,6 +160,7 @@ type rawHook struct {
 	APIKeyHeader *string        `hcl:"api_key_header,optional"`
 	APIKey       hcl.Expression `hcl:"api_key,optional"`
 	Generic      *bool          `hcl:"generic,optional"`
+	Okta         *bool          `hcl:"okta,optional"`
 	Timeout      *string        `hcl:"timeout,optional"`
 	TLS          []*rawTLS      `hcl:"tls,block"`
 	DefRange     hcl.Range      `hcl:",def_range"`

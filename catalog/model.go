@@ -264,11 +264,12 @@ func (t *Trust) Introspection() bool { return t.IntrospectionURL != "" }
 // Hook is the hook block: the issuer plugin's listeners.
 type Hook struct {
 	Listen       string
-	PublicListen string
+	PublicListen string // "" when not needed: see PublicListenerNeeded
 	AdminListen  string
 	APIKeyHeader string
 	APIKey       Secret
 	Generic      bool
+	Okta         bool // serve POST /hooks/okta (Okta token inline hook)
 	Timeout      time.Duration
 	TLS          *TLS
 }

@@ -14,15 +14,19 @@ import (
 )
 
 func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "check --config PATH [--config PATH]... [--format text|json]", stderr)
+	fs := newFlags("check", "check --config PATH [--config PATH]... [--format text|json] [--issuer NAME]", stderr)
 	var configs stringList
 	fs.Var(&configs, "config", "configuration file or folder (repeatable)")
 	format := fs.String("format", "text", "output format: text or json")
+	issuer := fs.String("issuer", "", "also check the limits of this issuer: "+strings.Join(issuerNames(), ", "))
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *format != "text" && *format != "json" {
 		return &usageError{msg: fmt.Sprintf("unknown --format %q", *format), hint: "use --format text or --format json"}
+	}
+	if _, ok := issuerProfiles[*issuer]; *issuer != "" && !ok {
+		return &usageError{msg: fmt.Sprintf("unknown --issuer %q", *issuer), hint: "use one of " + strings.Join(issuerNames(), ", ")}
 	}
 	if len(configs) == 0 {
 		return &usageError{msg: "--config is required", hint: "pass --config hcl/ (a file or a folder; repeatable)"}
@@ -36,6 +40,10 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return &configError{msg: fmt.Sprintf("configuration has %d error(s)", countErrors(diags))}
 	}
 	rep := newCheckReport(cat, diags)
+	if *issuer != "" {
+		rep.Issuer = issuerReport(cat, *issuer, cat.Sizes())
+		rep.OK = rep.OK && len(rep.Issuer.Warnings) == 0
+	}
 	if *format == "json" {
 		if err := writeJSON(stdout, rep); err != nil {
 			return err
@@ -57,6 +65,7 @@ type checkReport struct {
 	CallGraph   []checkNode      `json:"call_graph,omitempty"`
 	Diagnostics []jsonDiagnostic `json:"diagnostics"`
 	Sizes       *checkSizes      `json:"sizes,omitempty"`
+	Issuer      *checkIssuer     `json:"issuer,omitempty"`
 }
 
 type checkAPI struct {
@@ -228,8 +237,15 @@ func writeCheckText(w io.Writer, cat *catalog.Catalog, rep checkReport, diags hc
 	for _, d := range warns {
 		fmt.Fprintf(w, "  %s\n", diagLine(d))
 	}
+	if rep.Issuer != nil {
+		writeIssuerText(w, rep.Issuer)
+	}
 	if s.OverBudget {
 		fmt.Fprintf(w, "\nFAIL: the embedded map may reach %d bytes, over max_embedded_bytes = %d. Declare fewer claims or scopes, mark internal APIs exposed = false, or use EdDSA keys.\n", s.EmbeddedBytes, s.Budget)
+		return
+	}
+	if rep.Issuer != nil && len(rep.Issuer.Warnings) > 0 {
+		fmt.Fprintf(w, "\nFAIL: the catalog breaks %d limit(s) of %s.\n", len(rep.Issuer.Warnings), rep.Issuer.Name)
 		return
 	}
 	fmt.Fprintln(w, "\nOK")

@@ -52,8 +52,10 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	hopts := &mint.HandlerOptions{Logger: log, Metrics: metrics}
 	servers := []*server{
 		{name: "private", addr: h.Listen, tls: h.TLS, srv: newHTTPServer(mint.NewHookHandler(rt.cur.Load, hopts), log, 0)},
-		{name: "public", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(publicHandler(rt.cur.Load, hopts), log, 0)},
 		{name: "admin", addr: h.AdminListen, srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
+	}
+	if h.PublicListen != "" { // optional where nothing needs it (catalog.PublicListenerNeeded)
+		servers = append(servers, &server{name: "public", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(publicHandler(rt.cur.Load, hopts), log, 0)})
 	}
 	if err := listen(servers); err != nil {
 		return err
@@ -103,8 +105,12 @@ func checkHookBlock(cat *catalog.Catalog) error {
 		return errors.New("the configuration has no hook block")
 	case cat.Hook.APIKey.Empty():
 		return errors.New("hook.api_key is empty: set it (env(\"EMBEDTOKEN_HOOK_KEY\")) before starting the hook")
-	case cat.Hook.Listen == "" || cat.Hook.PublicListen == "" || cat.Hook.AdminListen == "":
-		return errors.New("the hook block needs listen, public_listen and admin_listen")
+	case cat.Hook.Listen == "" || cat.Hook.AdminListen == "":
+		return errors.New("the hook block needs listen and admin_listen")
+	case cat.Hook.PublicListen == "" && cat.PublicListenerNeeded() != "":
+		// Load reports it with its position; a catalog built otherwise
+		// still gets the reason.
+		return errors.New("the hook block needs public_listen: " + cat.PublicListenerNeeded())
 	case len(cat.ExchangeClients) > 0 && len(cat.Trusts) == 0:
 		return errors.New("exchange_client blocks need a trust block: subject tokens are access tokens of trust issuers")
 	}
@@ -120,6 +126,7 @@ func logLoaded(log *zap.Logger, cat *catalog.Catalog, m *mint.Minter) {
 		zap.Int("signing_keys", len(cat.Minter.SigningKeys)),
 		zap.String("kid", m.KeyID()),
 		zap.Bool("generic", cat.Hook.Generic),
+		zap.Bool("okta", cat.Hook.Okta),
 		zap.Int("trusts", len(cat.Trusts)),
 		zap.Int("exchange_clients", len(cat.ExchangeClients)))
 }

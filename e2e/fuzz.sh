@@ -38,3 +38,4 @@ run unwrap FuzzRouteDecision 15
 run mint FuzzHook 20
 run catalog FuzzLoad 15
 run internal/strictjson FuzzAgainstReference 15
+run internal/cognito FuzzCognito 5

@@ -44,6 +44,7 @@ type subject struct {
 	clientID string
 	granted  []string
 	claims   map[string]any // subject claims that api.claims may copy
+	act      bool           // tokens come from a token exchange: act is expected
 }
 
 // chain is the shipped call graph running on loopback: the hook, one
@@ -247,6 +248,9 @@ func checkInner(t *testing.T, api, token string, enclosing time.Time, subj subje
 		t.Errorf("%s: already expired at %v", api, exp)
 	}
 	allowed := append(slices.Clone(registeredInner), spec.claims...)
+	if subj.act {
+		allowed = append(allowed, "act")
+	}
 	var wantNested []string
 	for _, callee := range spec.calls {
 		if len(intersect(subj.granted, shippedAPIs[callee].scopes)) > 0 {

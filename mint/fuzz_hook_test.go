@@ -27,20 +27,21 @@ type fuzzHook struct {
 	pub     any
 }
 
-// FuzzHook feeds arbitrary bodies to the Hydra and generic hook handlers
-// (mode bit 0: generic; bit 1: a catalog with mint_for = "audience"). It
+// FuzzHook feeds arbitrary bodies to the Hydra, generic and Okta hook
+// handlers (mode bit 0: generic; bit 1: a catalog with mint_for =
+// "audience"; bit 2: okta, whatever bit 0). It
 // must never panic; it answers a status of the contract with a JSON body;
 // and whatever it mints is confined to the catalog: every token verifies,
 // is for a declared API (nested ones only along `calls`), carries that API's
 // audience, a scope within granted ∩ the API's scopes, the request's sub and
 // client_id, only the API's declared claims, and never outlives the
 // request's expiry. Seeds: the shipped fixtures, the Hydra v2.3.0 sample
-// body, and hostile generic requests.
+// body, Okta's documented sample, and hostile generic requests.
 func FuzzHook(f *testing.F) {
 	k1 := newTestKey(f, "k1", jose.EdDSA)
 	hooks := [2]fuzzHook{}
 	for i, mode := range []string{"scope", "audience"} {
-		cat := testCatalog(f, "k1", mode, k1)
+		cat := loadHCL(f, strings.Replace(testHCL("k1", mode, k1), "  generic       = true\n", "  generic       = true\n  okta          = true\n", 1), k1)
 		var cur atomic.Pointer[mint.Minter]
 		cur.Store(newMinter(f, cat, nil))
 		hooks[i] = fuzzHook{cat: cat, pub: k1.key.Public(),
@@ -53,6 +54,11 @@ func FuzzHook(f *testing.F) {
 			f.Add(uint8(0), b)
 			f.Add(uint8(2), b)
 		}
+	}
+	if b, err := os.ReadFile("testdata/okta/token-hook-request.json"); err == nil {
+		f.Add(uint8(4), b)
+		f.Add(uint8(6), b)
+		f.Add(uint8(4), bytes.Replace(b, []byte(`"openid": {`), []byte(`"orders:read": {"action": "GRANT"}, "billing:charge": {"action": "GRANT"}, "openid": {`), 1))
 	}
 	for _, s := range []string{
 		`{"sub":"u","client_id":"c","scope":"orders:read orders:write billing:charge ledger:append profile:read admin:all","exp":` + exp + `}`,
@@ -68,9 +74,13 @@ func FuzzHook(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, mode uint8, body []byte) {
 		h := &hooks[(mode>>1)&1]
-		generic := mode&1 == 1
+		okta := mode&4 != 0
+		generic := mode&1 == 1 && !okta
 		path := "/hooks/hydra"
-		if generic {
+		switch {
+		case okta:
+			path = "/hooks/okta"
+		case generic:
 			path = "/hooks/generic"
 		}
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
@@ -87,9 +97,21 @@ func FuzzHook(f *testing.F) {
 			t.Fatalf("status %d: body is not JSON", rec.Code)
 		}
 		if rec.Code != 200 {
+			if okta {
+				t.Fatalf("okta: status %d: Okta would issue the token unmodified", rec.Code)
+			}
 			return
 		}
-		g, tokens := grantOf(t, generic, body, rec.Body.Bytes())
+		var g grant
+		var tokens map[string]string
+		if okta {
+			var ok bool
+			if g, tokens, ok = oktaGrantOf(t, body, rec.Body.Bytes()); !ok {
+				return
+			}
+		} else {
+			g, tokens = grantOf(t, generic, body, rec.Body.Bytes())
+		}
 		if generic && mode&2 == 0 && len(g.scopes) == 0 && len(tokens) > 0 {
 			// Only APIs that declare no scopes may get a token.
 			for api := range tokens {
@@ -253,4 +275,94 @@ func (h *fuzzHook) checkToken(t *testing.T, api, tok string, g grant, audienceMo
 			h.checkToken(t, callee, nt, g, audienceMode, time.Unix(exp, 0))
 		}
 	}
+}
+
+// oktaGrantOf decodes an Okta request and the hook's 200 answer: the grant
+// and the embedded map, or ok false for an error object (which must come
+// without commands).
+func oktaGrantOf(t *testing.T, body, answer []byte) (grant, map[string]string, bool) {
+	t.Helper()
+	var a struct {
+		Commands []struct {
+			Type  string `json:"type"`
+			Value []struct {
+				Op    string          `json:"op"`
+				Path  string          `json:"path"`
+				Value json.RawMessage `json:"value"`
+			} `json:"value"`
+		} `json:"commands"`
+		Error *struct {
+			ErrorSummary string `json:"errorSummary"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(answer, &a); err != nil {
+		t.Fatalf("okta answer: %v", err)
+	}
+	if a.Error != nil {
+		if len(a.Commands) != 0 {
+			t.Fatal("okta: an error object with commands")
+		}
+		return grant{}, nil, false
+	}
+	if len(a.Commands) != 1 || a.Commands[0].Type != "com.okta.access.patch" || len(a.Commands[0].Value) != 1 ||
+		a.Commands[0].Value[0].Op != "add" || a.Commands[0].Value[0].Path != "/claims/embedded_tokens" {
+		t.Fatalf("okta answer: %s", answer)
+	}
+	var tokens map[string]string
+	if err := json.Unmarshal(a.Commands[0].Value[0].Value, &tokens); err != nil {
+		t.Fatalf("okta embedded map: %v", err)
+	}
+	type lifetime struct {
+		Expiration int64 `json:"expiration"`
+	}
+	var r struct {
+		Data struct {
+			Context struct {
+				Protocol struct {
+					Client struct {
+						ID string `json:"id"`
+					} `json:"client"`
+				} `json:"protocol"`
+			} `json:"context"`
+			Access struct {
+				Claims struct {
+					Sub string          `json:"sub"`
+					Cid *string         `json:"cid"`
+					Aud json.RawMessage `json:"aud"`
+				} `json:"claims"`
+				Token struct {
+					Lifetime *lifetime `json:"lifetime"`
+				} `json:"token"`
+				Lifetime *lifetime `json:"lifetime"`
+				Scopes   map[string]struct {
+					Action string `json:"action"`
+				} `json:"scopes"`
+			} `json:"access"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatalf("200 for an okta request this test cannot decode: %v", err)
+	}
+	at := r.Data.Access
+	g := grant{sub: at.Claims.Sub, client: r.Data.Context.Protocol.Client.ID, aud: strOrList(at.Claims.Aud, false)}
+	if at.Claims.Cid != nil {
+		g.client = *at.Claims.Cid
+	}
+	for name, sc := range at.Scopes {
+		if sc.Action == "GRANT" {
+			g.scopes = append(g.scopes, name)
+		}
+	}
+	lt := at.Token.Lifetime
+	if lt == nil {
+		lt = at.Lifetime
+	}
+	if lt == nil {
+		t.Fatal("okta: minted without a lifetime")
+	}
+	g.exp = testNow.Add(time.Duration(lt.Expiration)*time.Second - mint.OktaExpirySlack)
+	if g.sub == "" || g.client == "" {
+		t.Fatalf("okta: minted for sub %q client %q", g.sub, g.client)
+	}
+	return g, tokens, true
 }

@@ -78,7 +78,7 @@ type hookServer struct {
 
 // NewHookHandler returns the private listener's handler: POST /hooks/hydra
 // and, when the current configuration has hook.generic, POST
-// /hooks/generic. Every request must carry the hook's API key header (compared
+// /hooks/generic, and with hook.okta, POST /hooks/okta. Every request must carry the hook's API key header (compared
 // in constant time); without it the answer is 401 and nothing is minted.
 // Each request is bounded by hook.timeout.
 func NewHookHandler(current Current, opts *HandlerOptions) http.Handler {
@@ -94,6 +94,7 @@ func NewHookHandler(current Current, opts *HandlerOptions) http.Handler {
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("POST /hooks/hydra", h.hydra)
 	h.mux.HandleFunc("POST /hooks/generic", h.generic)
+	h.mux.HandleFunc("POST /hooks/okta", h.okta)
 	return h
 }
 
@@ -104,6 +105,8 @@ func endpointOf(path string) string {
 		return "hydra"
 	case "/hooks/generic":
 		return "generic"
+	case "/hooks/okta":
+		return "okta"
 	}
 	return "other"
 }
@@ -220,6 +223,12 @@ func (h *hookServer) fail(w http.ResponseWriter, r *http.Request, endpoint strin
 			fields = append(fields, zap.Error(cause))
 		}
 		ce.Write(fields...)
+	}
+	if endpoint == "okta" {
+		// Okta issues the token unmodified on any status but 200: only
+		// its error object denies it (okta.go).
+		writeOktaError(w, desc)
+		return
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
