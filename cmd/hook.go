@@ -20,7 +20,7 @@ import (
 // /metrics). SIGHUP or a changed configuration or key file reloads; a
 // broken new configuration keeps the last good one.
 func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
-	configs, log, cat, err := startDaemon("hook", args, stderr, catalog.KeysRequire)
+	configs, log, cat, err := startDaemon("hook", args, stderr, catalog.KeysRequire, hookRuns)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func (rt *hookRuntime) reload() *catalog.Catalog {
 		rt.log.Error("reload failed: keeping the last good configuration", zap.String("reason", "reload_failed"), zap.Error(err))
 		return nil
 	}
-	cat, err := reloadCatalog(rt.configs, catalog.KeysRequire, rt.log)
+	cat, err := reloadCatalog(rt.configs, catalog.KeysRequire, hookRuns, rt.log)
 	if err != nil {
 		return fail(err)
 	}

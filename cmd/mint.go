@@ -51,7 +51,7 @@ func runMint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cat, err := loadCatalog(configs, catalog.KeysRequire, stderr)
+	cat, err := loadCatalog(configs, catalog.KeysRequire, 0, stderr)
 	if err != nil {
 		return err
 	}

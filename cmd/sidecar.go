@@ -20,7 +20,7 @@ import (
 const reloadReadyLimit = 30 * time.Second
 
 func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	configs, log, cat, err := startDaemon("sidecar", args, stderr, catalog.KeysSkip)
+	configs, log, cat, err := startDaemon("sidecar", args, stderr, catalog.KeysSkip, sidecarRuns)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ type reloader struct {
 // catalog, or nil when the running one stays.
 func (r *reloader) reload(ctx context.Context) *catalog.Catalog {
 	old := r.last
-	cat, err := reloadCatalog(r.configs, catalog.KeysSkip, r.log)
+	cat, err := reloadCatalog(r.configs, catalog.KeysSkip, sidecarRuns, r.log)
 	if err == nil && cat.Sidecar == nil {
 		err = errors.New("the configuration has no sidecar block")
 	}
