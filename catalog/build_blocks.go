@@ -64,11 +64,19 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 	if present(rs.UpstreamRange) {
 		checkURL(rs.Upstream, rs.UpstreamRange, "upstream", d)
 	}
+	s.UpstreamHost = UpstreamHostClient
+	if rs.UpstreamHost != nil {
+		if *rs.UpstreamHost != UpstreamHostClient && *rs.UpstreamHost != UpstreamHostUpstream {
+			d.errorf(rs.UpHostRange, "Invalid upstream_host", "upstream_host is %q; use \"client\" (forward the client's Host, the default) or \"upstream\" (the upstream URL's host).", *rs.UpstreamHost)
+		}
+		s.UpstreamHost = *rs.UpstreamHost
+	}
 	s.AdminListen = DefaultSidecarAdminListen
 	if rs.AdminListen != nil {
 		s.AdminListen = ""
 		if *rs.AdminListen != "" && checkListen(*rs.AdminListen, rs.AdminRange, "admin_listen", d) {
 			s.AdminListen = *rs.AdminListen
+			warnPublicAdmin(s.AdminListen, rs.AdminRange, "sidecar's", d)
 		}
 	}
 	if rs.MaxTokenBytes != nil {
@@ -255,6 +263,7 @@ func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d 
 	h.AdminListen = DefaultHookAdminListen
 	if rh.AdminListen != nil && checkListen(*rh.AdminListen, rh.AdminRange, "admin_listen", d) {
 		h.AdminListen = *rh.AdminListen
+		warnPublicAdmin(h.AdminListen, rh.AdminRange, "hook's", d)
 	}
 	if rh.APIKeyHeader != nil {
 		if !validHeaderName(*rh.APIKeyHeader) || strings.EqualFold(*rh.APIKeyHeader, "Authorization") {
@@ -264,6 +273,7 @@ func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d 
 		}
 	}
 	h.APIKey, _ = l.secret(rh.APIKey, ctx, "api_key", BlocksHook, d)
+	l.checkAPIKeyLength(h.APIKey, rh.APIKey, d)
 	return h
 }
 

@@ -81,3 +81,22 @@ func fromSecretFunction(diag *hcl.Diagnostic) bool {
 	name := extra.CalledFunctionName()
 	return name == "env" || name == "file"
 }
+
+// MinAPIKeyBytes is the shortest hook api_key accepted: a guessable key
+// lets anyone who reaches the private listener mint tokens.
+const MinAPIKeyBytes = 16
+
+// checkAPIKeyLength refuses a short api_key (a warning where the hook does
+// not run). An empty one is refused when the hook starts.
+func (l *loader) checkAPIKeyLength(key Secret, expr hcl.Expression, d *diagnostics) {
+	n := len(key.Reveal())
+	if n == 0 || n >= MinAPIKeyBytes {
+		return
+	}
+	report := d.errorf
+	if l.lazy(BlocksHook) {
+		report = d.warnf
+	}
+	report(expr.Range(), "API key too short",
+		"The hook's api_key is %d bytes long; use at least %d random bytes (for example the output of `openssl rand -hex 24`), or anyone who reaches the private listener can guess it and mint tokens.", n, MinAPIKeyBytes)
+}

@@ -48,9 +48,9 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	h := cat.Hook
 	hopts := &mint.HandlerOptions{Logger: log, Metrics: metrics}
 	servers := []*server{
-		{name: "private", addr: h.Listen, tls: h.TLS, srv: newHTTPServer(mint.NewHookHandler(rt.cur.Load, hopts), log, 0)},
-		{name: "public", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(publicHandler(rt.cur.Load, hopts), log, 0)},
-		{name: "admin", addr: h.AdminListen, srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
+		{name: "private", setting: "hook.listen", addr: h.Listen, tls: h.TLS, srv: newHTTPServer(mint.NewHookHandler(rt.cur.Load, hopts), log, 0)},
+		{name: "public", setting: "hook.public_listen", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(publicHandler(rt.cur.Load, hopts), log, 0)},
+		{name: "admin", setting: "hook.admin_listen", addr: h.AdminListen, srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
 	}
 	if err := listen(servers); err != nil {
 		return err

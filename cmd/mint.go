@@ -84,6 +84,9 @@ func runMint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "warning: the embedded map adds %d bytes, over max_embedded_bytes (%d)\n",
 			res.EmbeddedBytes, cat.Minter.MaxEmbeddedBytes)
 	}
+	if len(res.Tokens) == 0 {
+		fmt.Fprintln(stderr, noTokenHint(cat, s.Scopes, audience))
+	}
 	if *outerKey == "" {
 		_, err = fmt.Fprintf(stdout, "%s\n", res.MapJSON())
 		return err

@@ -21,11 +21,12 @@ import (
 
 // server is one listener of a long-running command.
 type server struct {
-	name string // "public", "private", "admin", "sidecar": for logs
-	addr string
-	srv  *http.Server
-	tls  *catalog.TLS // optional
-	ln   net.Listener
+	name    string // "public", "private", "admin", "sidecar": for logs
+	setting string // "sidecar.listen": for errors; if empty, name
+	addr    string
+	srv     *http.Server
+	tls     *catalog.TLS // optional
+	ln      net.Listener
 }
 
 // newHTTPServer returns an http.Server with the timeouts every listener of
@@ -51,7 +52,7 @@ func listen(servers []*server) error {
 			for _, o := range servers[:i] {
 				o.ln.Close()
 			}
-			return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
+			return listenError(s, err)
 		}
 		if s.tls != nil {
 			cfg, err := serverTLS(s.tls)

@@ -50,11 +50,11 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		cur.Load().Handler().ServeHTTP(w, r)
 	})
 	cfg := cat.Sidecar
-	servers := []*server{{name: "sidecar", addr: cfg.Listen, tls: cfg.TLS,
+	servers := []*server{{name: "sidecar", setting: "sidecar.listen", addr: cfg.Listen, tls: cfg.TLS,
 		srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())}}
 	if cfg.AdminListen != "" {
 		ready := func() bool { return cur.Load().Ready() }
-		servers = append(servers, &server{name: "admin", addr: cfg.AdminListen,
+		servers = append(servers, &server{name: "admin", setting: "sidecar.admin_listen", addr: cfg.AdminListen,
 			srv: newHTTPServer(adminHandler(reg, ready), log, 0)})
 	}
 	if err := listen(servers); err != nil {
