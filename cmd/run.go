@@ -85,7 +85,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// Exit maps err to the process exit code of DESIGN.md and prints it: 0 ok,
+// Exit maps err to the documented process exit code and prints it: 0 ok,
 // 1 a check failed, 2 usage or configuration error.
 func Exit(err error, stderr io.Writer) int {
 	var ue *usageError

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -98,5 +99,47 @@ func TestCLINewcomerMessages(t *testing.T) {
 		if code != 2 || strings.Count(out, tt.once) != 1 || !strings.Contains(out, tt.hint) || strings.Contains(out, "Usage:") {
 			t.Errorf("embedtoken %s: exit %d, want 2, %q once and %q:\n%s", strings.Join(tt.args, " "), code, tt.once, tt.hint, out)
 		}
+	}
+}
+
+// TestKubernetesExampleLayout builds the folder that README's Kubernetes
+// example mounts (its ConfigMap items, its orders-pod.hcl) and checks it
+// the way the pod's sidecar loads it: it loads, with the admin listener
+// warning and without any hook secret.
+func TestKubernetesExampleLayout(t *testing.T) {
+	bin := needBinary(t)
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```hcl\n# orders-pod.hcl\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("README has no orders-pod.hcl block")
+	}
+	dir := filepath.Join(t.TempDir(), "etc-embedtoken")
+	for _, sub := range []string{"sidecars", filepath.Join("keys", "issuer")} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"catalog.hcl", "trust.hcl"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, "hcl", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, f), string(b))
+	}
+	writeFile(t, filepath.Join(dir, "sidecars", "orders.hcl"), block)
+	keys := filepath.Join(t.TempDir(), "keys")
+	mustRun(t, nil, "keygen", "--alg", "RS256", "--kid", "dev-1", "--out", keys)
+	jwks, err := os.ReadFile(filepath.Join(keys, "jwks.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "keys", "issuer", "jwks.json"), string(jwks))
+	out, code := runCmd(t, bin, nil, "check", "--config", dir, "--config", filepath.Join(dir, "sidecars", "orders.hcl"))
+	if code != 0 || !strings.Contains(out, "Admin listener not on loopback") || strings.Contains(out, "error:") {
+		t.Errorf("check of the Kubernetes example: exit %d, want 0 with the admin warning:\n%s", code, out)
 	}
 }
