@@ -223,11 +223,12 @@ type Sidecar struct {
 	UpstreamTimeout time.Duration
 	ShutdownTimeout time.Duration
 	StripHeaders    []string
+	Routes          []Route
+	TLS             *TLS
+
 	// UpstreamHost is the Host header forwarded: UpstreamHostClient (the
 	// client's, the default) or UpstreamHostUpstream (the upstream URL's).
 	UpstreamHost string
-	Routes       []Route
-	TLS          *TLS
 }
 
 // The values of sidecar.upstream_host.

@@ -21,12 +21,13 @@ import (
 
 // server is one listener of a long-running command.
 type server struct {
-	name    string // "public", "private", "admin", "sidecar": for logs
-	setting string // "sidecar.listen": for errors; if empty, name
-	addr    string
-	srv     *http.Server
-	tls     *catalog.TLS // optional
-	ln      net.Listener
+	name string // "public", "private", "admin", "sidecar": for logs
+	addr string
+	srv  *http.Server
+	tls  *catalog.TLS // optional
+	ln   net.Listener
+
+	setting string // "sidecar.listen": names the setting in errors; if empty, name
 }
 
 // newHTTPServer returns an http.Server with the timeouts every listener of
