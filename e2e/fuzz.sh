@@ -35,3 +35,4 @@ run unwrap FuzzVerify 25
 run mint FuzzHook 20
 run catalog FuzzLoad 20
 run internal/strictjson FuzzAgainstReference 15
+run unwrap FuzzInspect 10
