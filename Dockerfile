@@ -15,4 +15,6 @@ COPY --from=build /out/embedtoken /usr/local/bin/embedtoken
 COPY --from=build /src/hcl /etc/embedtoken
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/embedtoken"]
-CMD ["sidecar", "--config", "/etc/embedtoken"]
+# The default only checks the shipped example; a sidecar runs with its own block:
+#   sidecar --config /etc/embedtoken --config /etc/embedtoken/sidecars/<api>.hcl
+CMD ["check", "--config", "/etc/embedtoken"]

@@ -64,11 +64,19 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 	if present(rs.UpstreamRange) {
 		checkURL(rs.Upstream, rs.UpstreamRange, "upstream", d)
 	}
+	s.UpstreamHost = UpstreamHostClient
+	if rs.UpstreamHost != nil {
+		if *rs.UpstreamHost != UpstreamHostClient && *rs.UpstreamHost != UpstreamHostUpstream {
+			d.errorf(rs.UpHostRange, "Invalid upstream_host", "upstream_host is %q; use \"client\" (forward the client's Host, the default) or \"upstream\" (the upstream URL's host).", *rs.UpstreamHost)
+		}
+		s.UpstreamHost = *rs.UpstreamHost
+	}
 	s.AdminListen = DefaultSidecarAdminListen
 	if rs.AdminListen != nil {
 		s.AdminListen = ""
 		if *rs.AdminListen != "" && checkListen(*rs.AdminListen, rs.AdminRange, "admin_listen", d) {
 			s.AdminListen = *rs.AdminListen
+			warnPublicAdmin(s.AdminListen, rs.AdminRange, "sidecar's", d)
 		}
 	}
 	if rs.MaxTokenBytes != nil {
@@ -201,7 +209,7 @@ func (l *loader) buildTrust(rt *rawTrust, f *decodedFile, ctx *hcl.EvalContext, 
 		if rt.IntrospectionClientID != nil {
 			t.IntrospectionClientID = *rt.IntrospectionClientID
 		}
-		t.IntrospectionSecret, _ = secretValue(rt.IntrospectionSecret, ctx, "introspection_secret", d)
+		t.IntrospectionSecret, _ = l.secret(rt.IntrospectionSecret, ctx, "introspection_secret", BlocksTrust, d)
 		if rt.TokenPrefix != nil {
 			t.TokenPrefix = *rt.TokenPrefix
 		}
@@ -256,6 +264,7 @@ func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d 
 	h.AdminListen = DefaultHookAdminListen
 	if rh.AdminListen != nil && checkListen(*rh.AdminListen, rh.AdminRange, "admin_listen", d) {
 		h.AdminListen = *rh.AdminListen
+		warnPublicAdmin(h.AdminListen, rh.AdminRange, "hook's", d)
 	}
 	if rh.APIKeyHeader != nil {
 		if !validHeaderName(*rh.APIKeyHeader) || strings.EqualFold(*rh.APIKeyHeader, "Authorization") {
@@ -264,18 +273,23 @@ func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d 
 			h.APIKeyHeader = http.CanonicalHeaderKey(*rh.APIKeyHeader)
 		}
 	}
-	h.APIKey, _ = secretValue(rh.APIKey, ctx, "api_key", d)
+	h.APIKey, _ = l.secret(rh.APIKey, ctx, "api_key", BlocksHook, d)
+	l.checkAPIKeyLength(h.APIKey, rh.APIKey, d)
 	return h
 }
 
-func (l *loader) secretOrFile(expr hcl.Expression, file *string, f *decodedFile, ctx *hcl.EvalContext, def hcl.Range, who string, d *diagnostics) Secret {
-	s, set := secretValue(expr, ctx, "secret", d)
+func (l *loader) secretOrFile(expr hcl.Expression, file *string, f *decodedFile, ctx *hcl.EvalContext, def hcl.Range, who string, group Blocks, d *diagnostics) Secret {
+	s, set := l.secret(expr, ctx, "secret", group, d)
 	switch {
 	case set && file != nil:
 		d.errorf(def, "Conflicting secrets", "%s sets both secret and secret_file; keep one.", who)
 	case file != nil:
 		p := resolvePath(f.dir, *file)
 		b, err := readLimited(l.fsys, p)
+		if err != nil && l.lazy(group) {
+			d.warnf(def, "Secret not resolved", "%s names secret_file %s, which could not be read: %s. %s", who, p, errText(err), lazyNote("secret_file", group))
+			return Secret{}
+		}
 		if err != nil {
 			d.errorf(def, "Unreadable secret file", "%s names secret_file %s, which could not be read: %s.", who, p, errText(err))
 			return Secret{}
@@ -292,7 +306,7 @@ func (l *loader) buildExchangeClient(rc *rawExchangeClient, f *decodedFile, ctx 
 	if rc.Name == "" || strings.ContainsAny(rc.Name, ":") {
 		d.errorf(rc.LabelRange, "Invalid client name", "The exchange_client name %q must be non-empty and hold no ':' (it is an HTTP Basic user name).", rc.Name)
 	}
-	c.Secret = l.secretOrFile(rc.Secret, rc.SecretFile, f, ctx, rc.DefRange, "The exchange_client "+rc.Name, d)
+	c.Secret = l.secretOrFile(rc.Secret, rc.SecretFile, f, ctx, rc.DefRange, "The exchange_client "+rc.Name, BlocksHook, d)
 	auds, rngs := strList(rc.Audiences, ctx, d)
 	if len(auds) == 0 && present(rc.AudienceRange) {
 		d.errorf(rc.AudienceRange, "Empty audiences", "The exchange_client %q needs at least one audience it may obtain tokens for.", rc.Name)
@@ -319,7 +333,7 @@ func (l *loader) buildExchange(re *rawExchange, f *decodedFile, ctx *hcl.EvalCon
 	if re.ClientID == "" && present(re.ClientIDRange) {
 		d.errorf(re.ClientIDRange, "Empty client_id", "The exchange block needs the client_id of an exchange_client.")
 	}
-	e.Secret = l.secretOrFile(re.Secret, re.SecretFile, f, ctx, re.DefRange, "The exchange block", d)
+	e.Secret = l.secretOrFile(re.Secret, re.SecretFile, f, ctx, re.DefRange, "The exchange block", BlocksSidecar, d)
 	if re.CAFile != nil {
 		e.CAFile = resolvePath(f.dir, *re.CAFile)
 	}

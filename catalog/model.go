@@ -225,7 +225,17 @@ type Sidecar struct {
 	StripHeaders    []string
 	Routes          []Route
 	TLS             *TLS
+
+	// UpstreamHost is the Host header forwarded: UpstreamHostClient (the
+	// client's, the default) or UpstreamHostUpstream (the upstream URL's).
+	UpstreamHost string
 }
+
+// The values of sidecar.upstream_host.
+const (
+	UpstreamHostClient   = "client"
+	UpstreamHostUpstream = "upstream"
+)
 
 // Trust is a trust block: an issuer whose access tokens are accepted as
 // outer tokens, verified by JWKS or, for opaque tokens, by introspection.

@@ -22,6 +22,11 @@ type Options struct {
 	Keys KeyMode
 	// LookupEnv resolves env("NAME"). If nil, os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// NotRun lists the blocks that the command does not run, whose secrets
+	// it does not need: an unset env() or an unreadable secret_file there
+	// is a warning and leaves the secret empty. If zero, every secret must
+	// resolve.
+	NotRun Blocks
 }
 
 func (o *Options) lookupEnv() func(string) (string, bool) {

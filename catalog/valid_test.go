@@ -152,7 +152,7 @@ func TestFolderMerge(t *testing.T) {
   listen  = "127.0.0.1:1"
   api_key = file("secrets/key.txt")
 }`)},
-		"side/secrets/key.txt": {Data: []byte("k3y\n")},
+		"side/secrets/key.txt": {Data: []byte("k3y-0123456789abcdef\n")},
 	}
 	cat, _, diags := catalog.Load(fsys, []string{"conf", "side/orders.hcl"}, nil)
 	if diags.HasErrors() {
@@ -161,7 +161,7 @@ func TestFolderMerge(t *testing.T) {
 	if got, want := strings.Join(cat.Files, " "), "conf/a.hcl conf/b.hcl side/orders.hcl"; got != want {
 		t.Errorf("files: got %q, want %q", got, want)
 	}
-	if got := cat.Hook.APIKey.Reveal(); got != "k3y" {
+	if got := cat.Hook.APIKey.Reveal(); got != "k3y-0123456789abcdef" {
 		t.Errorf("file(): got %q", got)
 	}
 	if len(diags) != 0 {

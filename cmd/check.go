@@ -31,7 +31,7 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(configs) == 0 {
 		return &usageError{msg: "--config is required", hint: "pass --config hcl/ (a file or a folder; repeatable)"}
 	}
-	cat, parser, diags := catalog.LoadFiles(configs, &catalog.Options{Keys: catalog.KeysCheck})
+	cat, parser, diags := catalog.LoadFiles(configs, loadOptions(catalog.KeysCheck, 0))
 	if diags.HasErrors() {
 		if *format == "json" {
 			_ = writeJSON(stdout, checkReport{OK: false, Diagnostics: jsonDiags(diags)})

@@ -9,14 +9,28 @@ import (
 	"github.com/embedtoken/embedtoken/catalog"
 )
 
+// The blocks whose secrets each daemon needs: a sidecar never needs the
+// hook's (its api_key, the exchange clients' secrets) nor the hook a
+// sidecar's exchange secret.
+const (
+	hookRuns    = catalog.BlocksHook | catalog.BlocksTrust
+	sidecarRuns = catalog.BlocksSidecar | catalog.BlocksTrust
+)
+
+// loadOptions are the catalog options of a command that reads keys as keys
+// says and runs the blocks runs: it needs only those blocks' secrets.
+func loadOptions(keys catalog.KeyMode, runs catalog.Blocks) *catalog.Options {
+	return &catalog.Options{Keys: keys, NotRun: catalog.BlocksAll &^ runs}
+}
+
 // loadCatalog loads the configuration at paths through the same code path for
 // every command, prints its diagnostics to stderr, and returns a configError
 // when any is an error.
-func loadCatalog(paths []string, keys catalog.KeyMode, stderr io.Writer) (*catalog.Catalog, error) {
+func loadCatalog(paths []string, keys catalog.KeyMode, runs catalog.Blocks, stderr io.Writer) (*catalog.Catalog, error) {
 	if len(paths) == 0 {
 		return nil, &usageError{msg: "--config is required", hint: "pass --config hcl/ (a file or a folder; repeatable)"}
 	}
-	cat, parser, diags := catalog.LoadFiles(paths, &catalog.Options{Keys: keys})
+	cat, parser, diags := catalog.LoadFiles(paths, loadOptions(keys, runs))
 	writeDiagnostics(stderr, parser, diags)
 	if diags.HasErrors() {
 		return nil, &configError{msg: fmt.Sprintf("configuration has %d error(s)", countErrors(diags))}
@@ -29,7 +43,7 @@ func countErrors(diags interface{ Errs() []error }) int { return len(diags.Errs(
 // startDaemon does what every long-running command does first: parse
 // --config (repeatable) and --log-level, build the JSON logger, and load
 // the configuration with keys. The caller syncs the logger when done.
-func startDaemon(name string, args []string, stderr io.Writer, keys catalog.KeyMode) ([]string, *zap.Logger, *catalog.Catalog, error) {
+func startDaemon(name string, args []string, stderr io.Writer, keys catalog.KeyMode, runs catalog.Blocks) ([]string, *zap.Logger, *catalog.Catalog, error) {
 	fs := newFlags(name, name+" --config PATH [--config PATH]... [--log-level info]", stderr)
 	var configs stringList
 	fs.Var(&configs, "config", "configuration file or folder (repeatable)")
@@ -41,10 +55,14 @@ func startDaemon(name string, args []string, stderr io.Writer, keys catalog.KeyM
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cat, err := loadCatalog(configs, keys, stderr)
+	cat, err := loadCatalog(configs, keys, runs, stderr)
 	if err != nil {
 		_ = log.Sync()
 		return nil, nil, nil, err
 	}
 	return configs, log, cat, nil
 }
+
+// demoRuns is 0: the demo makes its own hook key, exchange clients and
+// trusts, so it needs none of the configuration's secrets.
+const demoRuns catalog.Blocks = 0

@@ -124,7 +124,7 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 		return nil, &usageError{msg: fmt.Sprintf("the example folder %s is not here", dir),
 			hint: "run the demo from the repository root (go run ./cmd/embedtoken demo), or pass --config path/to/hcl"}
 	}
-	base, err := loadCatalog([]string{dir}, catalog.KeysSkip, stderr)
+	base, err := loadCatalog([]string{dir}, catalog.KeysSkip, demoRuns, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +294,7 @@ func (d *demo) sidecarCatalog(dir string, a *catalog.API, upstream string, stder
 	}
 	file := filepath.Join(dir, "sidecars", a.Name+".hcl")
 	if _, err := os.Stat(file); err == nil {
-		shipped, err := loadCatalog([]string{dir, file}, catalog.KeysSkip, stderr)
+		shipped, err := loadCatalog([]string{dir, file}, catalog.KeysSkip, demoRuns, stderr)
 		if err != nil {
 			return nil, err
 		}

@@ -60,7 +60,7 @@ hook {
   listen        = "127.0.0.1:0"
   public_listen = "127.0.0.1:0"
   admin_listen  = "127.0.0.1:0"
-  api_key       = "hook-key"
+  api_key       = "hook-key-0123456789"
 }
 `
 
@@ -230,7 +230,7 @@ func TestHookExchange(t *testing.T) {
 	// Nothing logged holds a token or the client secret.
 	for _, e := range h.logs.All() {
 		line := e.Message + fmt.Sprint(e.ContextMap())
-		for _, s := range []string{tok, stranger, expired, exchangeSecret, "hook-key"} {
+		for _, s := range []string{tok, stranger, expired, exchangeSecret, "hook-key-0123456789"} {
 			if strings.Contains(line, s) {
 				t.Errorf("log entry %q holds a token or secret", e.Message)
 			}
@@ -322,7 +322,7 @@ trust "opaque" {
 // TestHookExchangeNeedsTrust: exchange clients without any trust cannot
 // verify a subject token: the hook refuses to start.
 func TestHookExchangeNeedsTrust(t *testing.T) {
-	dir := hookConfig(t, "k1", "secret-key")
+	dir := hookConfig(t, "k1", "secret-key-0123456789")
 	_ = os.WriteFile(filepath.Join(dir, "client.secret"), []byte("s"), 0o600)
 	_ = os.WriteFile(filepath.Join(dir, "x.hcl"), []byte(exchangeClientHCL), 0o644)
 	if code, _, errOut := run(t, "hook", "--config", dir); code != 2 || !strings.Contains(errOut, "trust") {

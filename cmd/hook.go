@@ -21,7 +21,7 @@ import (
 // /metrics). SIGHUP or a changed configuration or key file reloads; a
 // broken new configuration keeps the last good one.
 func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
-	configs, log, cat, err := startDaemon("hook", args, stderr, catalog.KeysRequire)
+	configs, log, cat, err := startDaemon("hook", args, stderr, catalog.KeysRequire, hookRuns)
 	if err != nil {
 		return err
 	}
@@ -51,11 +51,11 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	h := cat.Hook
 	hopts := &mint.HandlerOptions{Logger: log, Metrics: metrics}
 	servers := []*server{
-		{name: "private", addr: h.Listen, tls: h.TLS, srv: newHTTPServer(mint.NewHookHandler(rt.cur.Load, hopts), log, 0)},
-		{name: "admin", addr: h.AdminListen, srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
+		{name: "private", setting: "hook.listen", addr: h.Listen, tls: h.TLS, srv: newHTTPServer(mint.NewHookHandler(rt.cur.Load, hopts), log, 0)},
+		{name: "admin", setting: "hook.admin_listen", addr: h.AdminListen, srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
 	}
 	if h.PublicListen != "" { // optional where nothing needs it (catalog.PublicListenerNeeded)
-		servers = append(servers, &server{name: "public", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(publicHandler(rt.cur.Load, hopts), log, 0)})
+		servers = append(servers, &server{name: "public", setting: "hook.public_listen", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(publicHandler(rt.cur.Load, hopts), log, 0)})
 	}
 	if err := listen(servers); err != nil {
 		return err
@@ -194,7 +194,7 @@ func (rt *hookRuntime) reload() *catalog.Catalog {
 		rt.log.Error("reload failed: keeping the last good configuration", zap.String("reason", "reload_failed"), zap.Error(err))
 		return nil
 	}
-	cat, err := reloadCatalog(rt.configs, catalog.KeysRequire, rt.log)
+	cat, err := reloadCatalog(rt.configs, catalog.KeysRequire, hookRuns, rt.log)
 	if err != nil {
 		return fail(err)
 	}

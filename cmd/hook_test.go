@@ -108,7 +108,7 @@ func TestParseClaimFlags(t *testing.T) {
 }
 
 func TestMintCommand(t *testing.T) {
-	dir := hookConfig(t, "k1", "secret-key")
+	dir := hookConfig(t, "k1", "secret-key-0123456789")
 	code, out, errOut := run(t, "mint", "--config", dir, "--sub", "u1", "--client-id", "web", "--scope", "orders:read billing:read", "--claim", "tenant=acme")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -186,7 +186,7 @@ func TestHookRefusesToStart(t *testing.T) {
 // TestHookReload: a reload swaps the minter; a broken configuration keeps
 // the last good one and logs its diagnostics.
 func TestHookReload(t *testing.T) {
-	dir := hookConfig(t, "k1", "secret-key")
+	dir := hookConfig(t, "k1", "secret-key-0123456789")
 	core, logs := observer.New(zap.DebugLevel)
 	metrics, err := mint.NewMetrics(newRegistry())
 	if err != nil {
@@ -212,7 +212,7 @@ func TestHookReload(t *testing.T) {
 	}
 
 	// An empty api_key is also refused on reload.
-	_ = os.WriteFile(cfg, []byte(strings.Replace(string(good), `"secret-key"`, `""`, 1)), 0o644)
+	_ = os.WriteFile(cfg, []byte(strings.Replace(string(good), `"secret-key-0123456789"`, `""`, 1)), 0o644)
 	if rt.reload() != nil || rt.cur.Load() != first {
 		t.Fatal("an empty api_key was accepted on reload")
 	}
@@ -224,7 +224,7 @@ func TestHookReload(t *testing.T) {
 	}
 	for _, e := range logs.All() {
 		for _, f := range e.Context {
-			if strings.Contains(f.String, "secret-key") {
+			if strings.Contains(f.String, "secret-key-0123456789") {
 				t.Errorf("log holds the api key: %v", e)
 			}
 		}

@@ -2,10 +2,12 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -16,8 +18,9 @@ import (
 const maxInspectInput = 1 << 20
 
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inspect", "inspect [TOKEN|-] [--jwks FILE|URL]...", stderr)
+	fs := newFlags("inspect", "inspect [TOKEN|-] [--jwks FILE|URL]... [--json]", stderr)
 	var jwks stringList
+	asJSON := fs.Bool("json", false, "print the tokens as JSON")
 	fs.Var(&jwks, "jwks", "JWKS file or http(s) URL: also verify signatures (repeatable: the issuer's and the minter's)")
 	if err := parseFlags(fs, args, 1); err != nil {
 		return err
@@ -39,6 +42,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if token == "" {
 		return &usageError{msg: "no token given", hint: "pass the token as an argument, or '-' to read it from stdin"}
 	}
+	if err := notAJWT(token); err != nil {
+		return err
+	}
 	opts := &unwrap.InspectOptions{}
 	for _, src := range jwks {
 		b, err := readJWKS(ctx, src)
@@ -51,7 +57,14 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	failed := writeTokenTree(stdout, n, time.Now(), "", true, true)
+	var failed bool
+	if *asJSON {
+		if failed, err = writeTokenJSON(stdout, n, time.Now()); err != nil {
+			return err
+		}
+	} else {
+		failed = writeTokenTree(stdout, n, time.Now(), "", true, true)
+	}
 	if failed {
 		return errCheckFailed
 	}
@@ -101,7 +114,7 @@ func writeTokenTree(w io.Writer, n *unwrap.Node, now time.Time, indent string, r
 		title = n.Name
 	}
 	if n.Err != nil {
-		fmt.Fprintf(w, "%s%s  %d bytes  %s\n", head, title, n.Bytes, n.Err)
+		fmt.Fprintf(w, "%s%s  %d bytes  %s\n", head, title, n.Bytes, userText(n.Err))
 		return true
 	}
 	fmt.Fprintf(w, "%s%s  %d bytes  alg=%s kid=%s typ=%s\n", head, title, n.Bytes, orDash(n.Alg), orDash(n.Kid), orDash(n.Typ))
@@ -125,6 +138,20 @@ func writeTokenTree(w io.Writer, n *unwrap.Node, now time.Time, indent string, r
 	} else {
 		line("exp", "none")
 	}
+	if !n.IssuedAt.IsZero() {
+		line("iat", n.IssuedAt.UTC().Format(time.RFC3339))
+	}
+	if !n.NotBefore.IsZero() {
+		line("nbf", n.NotBefore.UTC().Format(time.RFC3339))
+	}
+	names := make([]string, 0, len(n.Claims))
+	for k := range n.Claims {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		line(k, string(n.Claims[k]))
+	}
 	failed := false
 	switch {
 	case !n.Checked:
@@ -132,7 +159,7 @@ func writeTokenTree(w io.Writer, n *unwrap.Node, now time.Time, indent string, r
 	case n.Verified:
 		line("signature", "verified")
 	default:
-		line("signature", "NOT VERIFIED: "+n.VerifyErr.Error())
+		line("signature", "NOT VERIFIED: "+userText(n.VerifyErr))
 		failed = true
 	}
 	if n.ClaimPath != nil {
@@ -151,4 +178,19 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// notAJWT explains a token that inspect cannot decode at all: an opaque
+// token (Hydra's ory_at_..., a phantom token) or an encrypted one.
+func notAJWT(token string) error {
+	switch strings.Count(token, ".") {
+	case 2:
+		return nil
+	case 4:
+		return errors.New("an encrypted token (JWE, not a signed JWT): inspect cannot decode it")
+	}
+	if strings.HasPrefix(token, "eyJ") {
+		return nil // a damaged JWT ({"...): Inspect says what is wrong
+	}
+	return errors.New("an opaque token (not a JWT): inspect cannot decode it; only its issuer can (token introspection, RFC 7662)")
 }

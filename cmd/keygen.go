@@ -21,8 +21,12 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if *kid == "" || *out == "" {
 		return &usageError{msg: "--kid and --out are required", hint: "embedtoken keygen --alg EdDSA --kid 2026-11 --out keys/"}
 	}
-	switch *alg {
-	case "EdDSA", "ES256", "RS256", "PS256":
+	// JOSE names are case-sensitive in tokens, not on a command line.
+	switch a := strings.ToUpper(*alg); a {
+	case "EDDSA":
+		*alg = "EdDSA"
+	case "ES256", "RS256", "PS256":
+		*alg = a
 	default:
 		return &usageError{msg: fmt.Sprintf("unknown --alg %q", *alg), hint: "use EdDSA, ES256, RS256 or PS256"}
 	}

@@ -51,7 +51,7 @@ func runMint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cat, err := loadCatalog(configs, catalog.KeysRequire, stderr)
+	cat, err := loadCatalog(configs, catalog.KeysRequire, 0, stderr)
 	if err != nil {
 		return err
 	}
@@ -83,6 +83,9 @@ func runMint(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if res.OverBudget {
 		fmt.Fprintf(stderr, "warning: the embedded map adds %d bytes, over max_embedded_bytes (%d)\n",
 			res.EmbeddedBytes, cat.Minter.MaxEmbeddedBytes)
+	}
+	if len(res.Tokens) == 0 {
+		fmt.Fprintln(stderr, noTokenHint(cat, s.Scopes, audience))
 	}
 	if *outerKey == "" {
 		_, err = fmt.Fprintf(stdout, "%s\n", res.MapJSON())

@@ -92,8 +92,8 @@ func fileStamps(paths []string) string {
 // reloadCatalog loads the configuration again for a reload, logging each
 // diagnostic (errors at error level) rather than printing it: a running
 // daemon's output is its log.
-func reloadCatalog(configs []string, keys catalog.KeyMode, log *zap.Logger) (*catalog.Catalog, error) {
-	cat, _, diags := catalog.LoadFiles(configs, &catalog.Options{Keys: keys})
+func reloadCatalog(configs []string, keys catalog.KeyMode, runs catalog.Blocks, log *zap.Logger) (*catalog.Catalog, error) {
+	cat, _, diags := catalog.LoadFiles(configs, loadOptions(keys, runs))
 	for _, d := range diags {
 		lvl := zap.WarnLevel
 		if isError(d) {

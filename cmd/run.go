@@ -75,17 +75,17 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := parseFlags(fs, rest, 0); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "embedtoken %s\n", Version)
+		fmt.Fprintln(stdout, versionText())
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		return &usageError{msg: fmt.Sprintf("unknown command %q", name), hint: "run 'embedtoken help' for the list of commands"}
+		return unknownCommand(name)
 	}
 }
 
-// Exit maps err to the process exit code of DESIGN.md and prints it: 0 ok,
+// Exit maps err to the documented process exit code and prints it: 0 ok,
 // 1 a check failed, 2 usage or configuration error.
 func Exit(err error, stderr io.Writer) int {
 	var ue *usageError
@@ -96,18 +96,18 @@ func Exit(err error, stderr io.Writer) int {
 	case errors.Is(err, errCheckFailed):
 		return 1
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "embedtoken: %s\n", ue.msg)
+		fmt.Fprintf(stderr, "embedtoken: %s\n", userText(ue))
 		if ue.hint != "" {
 			fmt.Fprintf(stderr, "hint: %s\n", ue.hint)
 		}
 		return 2
 	case errors.As(err, &ce):
-		fmt.Fprintf(stderr, "embedtoken: %s\n", ce.msg)
+		fmt.Fprintf(stderr, "embedtoken: %s\n", userText(ce))
 		return 2
 	case errors.Is(err, context.Canceled):
 		return 0
 	default:
-		fmt.Fprintf(stderr, "embedtoken: %s\n", err)
+		fmt.Fprintf(stderr, "embedtoken: %s\n", userText(err))
 		return 1
 	}
 }
@@ -129,11 +129,19 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 // follow positional arguments (`inspect TOKEN --jwks FILE`); "--" ends the
 // flags. The positional arguments are returned.
 func parseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
+	// The flag package prints a bad flag and the usage itself; Exit prints
+	// it once, with a hint, and --help prints the usage.
+	usageFn, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	defer func() { fs.Usage = usageFn; fs.SetOutput(out) }()
 	var positional []string
 	rest := args
 	for {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(out)
+				usageFn()
 				return err
 			}
 			return &usageError{msg: err.Error(), hint: fmt.Sprintf("run 'embedtoken %s --help'", fs.Name())}

@@ -27,6 +27,8 @@ type server struct {
 	srv  *http.Server
 	tls  *catalog.TLS // optional
 	ln   net.Listener
+
+	setting string // "sidecar.listen": names the setting in errors; if empty, name
 }
 
 // newHTTPServer returns an http.Server with the timeouts every listener of
@@ -52,7 +54,7 @@ func listen(servers []*server) error {
 			for _, o := range servers[:i] {
 				o.ln.Close()
 			}
-			return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
+			return listenError(s, err)
 		}
 		if s.tls != nil {
 			cfg, err := serverTLS(s.tls)

@@ -21,7 +21,7 @@ import (
 const reloadReadyLimit = 30 * time.Second
 
 func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	configs, log, cat, err := startDaemon("sidecar", args, stderr, catalog.KeysSkip)
+	configs, log, cat, err := startDaemon("sidecar", args, stderr, catalog.KeysSkip, sidecarRuns)
 	if err != nil {
 		return err
 	}
@@ -53,11 +53,11 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		cur.Load().Handler().ServeHTTP(w, r)
 	})
 	cfg := cat.Sidecar
-	servers := []*server{{name: "sidecar", addr: cfg.Listen, tls: cfg.TLS,
+	servers := []*server{{name: "sidecar", setting: "sidecar.listen", addr: cfg.Listen, tls: cfg.TLS,
 		srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())}}
 	if cfg.AdminListen != "" {
 		ready := func() bool { return cur.Load().Ready() }
-		servers = append(servers, &server{name: "admin", addr: cfg.AdminListen,
+		servers = append(servers, &server{name: "admin", setting: "sidecar.admin_listen", addr: cfg.AdminListen,
 			srv: newHTTPServer(adminHandler(reg, ready), log, 0)})
 	}
 	if err := listen(servers); err != nil {
@@ -108,7 +108,7 @@ type reloader struct {
 // catalog, or nil when the running one stays.
 func (r *reloader) reload(ctx context.Context) *catalog.Catalog {
 	old := r.last
-	cat, err := reloadCatalog(r.configs, catalog.KeysSkip, r.log)
+	cat, err := reloadCatalog(r.configs, catalog.KeysSkip, sidecarRuns, r.log)
 	if err == nil && cat.Sidecar == nil {
 		err = errors.New("the configuration has no sidecar block")
 	}

@@ -12,5 +12,5 @@
 // Every test skips under -short. Every network address is on 127.0.0.1 and
 // every wait is bounded. The package has no non-test code and imports no
 // package of embedtoken: it tests the binary through its command-line
-// contract (DESIGN.md) only.
+// contract (README.md and docs/) only.
 package e2e

@@ -39,3 +39,4 @@ run mint FuzzHook 20
 run catalog FuzzLoad 15
 run internal/strictjson FuzzAgainstReference 15
 run internal/cognito FuzzCognito 5
+run unwrap FuzzInspect 10

@@ -2,7 +2,7 @@
 // outer access token is for, which scopes and audiences it was granted, the
 // subject's claims and the outer token's expiry) and a *catalog.Catalog, it
 // mints one narrowed inner JWT per API and nests them along the catalog's
-// call graph, exactly as DESIGN.md's "Tokens" section says.
+// call graph (the token format is in the repository's docs/ and README).
 //
 // It also holds the key ring (the active key signs, every declared key is
 // published as a JWKS), the issuer adapters (the Ory Hydra v2 token hook and

@@ -190,9 +190,9 @@ func (h *hookServer) mintFailed(w http.ResponseWriter, r *http.Request, endpoint
 func describe(err error) string {
 	var ce *ClaimError
 	if errors.As(err, &ce) {
-		return strings.TrimPrefix(ce.Error(), "mint: ")
+		return strings.ReplaceAll(ce.Error(), "mint: ", "")
 	}
-	return strings.TrimPrefix(err.Error(), "mint: ")
+	return strings.ReplaceAll(err.Error(), "mint: ", "")
 }
 
 // fail renders every hook and public error: a status, a JSON body

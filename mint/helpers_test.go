@@ -36,7 +36,7 @@ var testNow = time.Date(2026, 11, 29, 14, 30, 35, 362717414, time.UTC)
 
 func fixedNow() time.Time { return testNow }
 
-const testAPIKey = "hook-key-3f9a1c"
+const testAPIKey = "hook-key-3f9a1c2e7d"
 
 // baseHCL is the test catalog:
 //

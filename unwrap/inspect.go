@@ -32,6 +32,9 @@ type Node struct {
 	ClaimPath []string
 	// EmbeddedBytes is the JSON size of the embedded map.
 	EmbeddedBytes int
+	// Claims are the other claims (email, tenant, act...): every member
+	// but the registered ones above and the embedded map, as JSON.
+	Claims map[string]json.RawMessage
 	// Children are the embedded tokens, sorted by name.
 	Children []*Node
 	// Checked is true when a key set was given; then Verified says whether
@@ -103,6 +106,7 @@ func inspect(name, token string, opts *InspectOptions, keys []jose.JSONWebKey, d
 		return n, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	n.ClaimPath, n.EmbeddedBytes = path, size
+	n.Claims = otherClaims(p.payload, path)
 	if depth >= maxInspectDepth {
 		return n, nil
 	}

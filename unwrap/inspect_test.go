@@ -53,3 +53,43 @@ func TestInspect(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectOtherClaims: claims that Node has no field for are returned,
+// without the embedded map.
+func TestInspectOtherClaims(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	tests := []struct {
+		name   string
+		edit   func(map[string]any)
+		header string
+		want   string // the JSON of Node.Claims
+	}{
+		{name: "top-level map", edit: func(c map[string]any) {
+			c["email"] = "a@example.com"
+			c["act"] = map[string]any{"sub": "orders-sidecar"}
+		}, header: "at+jwt", want: `{"act":{"sub":"orders-sidecar"},"email":"a@example.com"}`},
+		{name: "none", edit: func(map[string]any) {}, header: "at+jwt", want: `null`},
+		{name: "map under ext, other ext members kept", edit: func(c map[string]any) {
+			c["ext"] = map[string]any{"embedded_tokens": c["embedded_tokens"], "tenant": "acme"}
+			delete(c, "embedded_tokens")
+		}, header: "JWT", want: `{"ext":{"tenant":"acme"}}`},
+		{name: "map alone under ext", edit: func(c map[string]any) {
+			c["ext"] = map[string]any{"embedded_tokens": c["embedded_tokens"]}
+			delete(c, "embedded_tokens")
+		}, header: "JWT", want: `null`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := e.outerClaims(e.chain())
+			tt.edit(c)
+			n, err := Inspect(sign(e.hydraKey, hdr(e.hydraKey, tt.header), c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := json.Marshal(n.Claims)
+			if string(got) != tt.want {
+				t.Errorf("Claims = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

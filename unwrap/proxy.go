@@ -254,6 +254,7 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	ri := infoFrom(pr.In.Context())
 	pr.SetURL(s.upstream)
 	out := pr.Out
+	out.Host = s.forwardedHost(pr.In)
 	h := out.Header
 	for name := range h {
 		if strings.IndexByte(name, '_') >= 0 || hasPrefixFold(name, "x-forwarded-") {

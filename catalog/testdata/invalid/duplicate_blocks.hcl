@@ -12,7 +12,7 @@ minter {
 
 hook {
   listen  = "127.0.0.1:4457"
-  api_key = "hunter2-literal"
+  api_key = "hunter2-literal-long"
 }
 
 hook {
