@@ -104,6 +104,8 @@ type rawSidecar struct {
 	UpstreamTimeout *string     `hcl:"upstream_timeout,optional"`
 	ShutdownTimeout *string     `hcl:"shutdown_timeout,optional"`
 	StripHeaders    []string    `hcl:"strip_headers,optional"`
+	AccessLog       *bool       `hcl:"access_log,optional"`
+	MinRemaining    *string     `hcl:"min_remaining,optional"`
 	Routes          []*rawRoute `hcl:"route,block"`
 	TLS             []*rawTLS   `hcl:"tls,block"`
 	DefRange        hcl.Range   `hcl:",def_range"`
@@ -119,6 +121,7 @@ type rawSidecar struct {
 	UpTimeRange   hcl.Range `hcl:"upstream_timeout,attr_value_range"`
 	ShutRange     hcl.Range `hcl:"shutdown_timeout,attr_value_range"`
 	StripRange    hcl.Range `hcl:"strip_headers,attr_value_range"`
+	MinRemRange   hcl.Range `hcl:"min_remaining,attr_value_range"`
 }
 
 type rawTrust struct {
