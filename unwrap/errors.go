@@ -48,6 +48,8 @@ const (
 	ReasonPredatesAPI     Reason = "inner_missing_renew"
 	ReasonNoScope         Reason = "inner_missing_scope"
 	ReasonInnerExpired    Reason = "inner_expired"
+	ReasonNestedExpired   Reason = "nested_expired"
+	ReasonExpiresSoon     Reason = "expires_too_soon"
 	ReasonInnerInvalid    Reason = "inner_invalid"
 	ReasonSubjectMismatch Reason = "inner_subject_mismatch"
 	ReasonRouteScope      Reason = "route_scope"

@@ -585,5 +585,6 @@ func (v *Verifier) exchangeOnce(ctx context.Context, outerToken string, outer *C
 	}
 	r := v.result(tok, outer, &ic, source)
 	r.Exchanged = true
+	v.cacheUntil(r, v.chainExpiry(tok, 0)) // its nested tokens are fresh: served until they are not
 	return r, nil
 }

@@ -89,6 +89,7 @@ type Verifier struct {
 	minterClaim   []string
 	minterAlgs    []jose.SignatureAlgorithm
 	leeway        time.Duration
+	minRemaining  time.Duration // sidecar.min_remaining (lifetime.go)
 	maxTokenBytes int
 	now           func() time.Time
 	minter        *keySet
@@ -139,6 +140,7 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, outerOnl
 	}
 	if sc := cat.Sidecar; sc != nil {
 		v.leeway = max(sc.Leeway, 0) // the catalog applies the default
+		v.minRemaining = max(sc.MinRemaining, 0)
 		if sc.MaxTokenBytes > 0 {
 			v.maxTokenBytes = sc.MaxTokenBytes
 		}
@@ -487,7 +489,12 @@ func (v *Verifier) verifyMinterOuter(ctx context.Context, token string, p *parse
 		if !v.api.Exposed {
 			return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
 		}
-		return v.result(token, c, c, SourceDirect), nil
+		if f := v.tooSoon(c.Expiry, now); f != nil {
+			return nil, f
+		}
+		r := v.result(token, c, c, SourceDirect)
+		v.cacheUntil(r, time.Time{})
+		return r, nil
 	}
 	if !v.callers[aud] {
 		return nil, invalid(ReasonNotCaller, nil)
@@ -507,6 +514,9 @@ func (v *Verifier) verifyMinterOuter(ctx context.Context, token string, p *parse
 // as subject tokens.
 func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Claims, inner string, found bool, source string, now time.Time) (*Result, *Failure) {
 	exchange := v.exchanger != nil && source != SourceMinter
+	if f := v.tooSoon(outer.Expiry, now); f != nil {
+		return nil, f // an exchanged token would expire with the outer one
+	}
 	if !found {
 		if !outer.covers(v.api.Scopes) {
 			return nil, insufficient(ReasonNoScope, descNoScope, v.api.Scopes)
@@ -527,7 +537,16 @@ func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Clai
 		f.Inner = true
 		return nil, f
 	}
-	return v.result(inner, outer, &ic, source), nil
+	exp, state, f := v.checkChain(inner, &ic, exchange, now)
+	switch {
+	case f != nil:
+		return nil, f
+	case state == chainRefresh:
+		return v.exchange(ctx, outerToken, outer, source, ReasonInnerExpired)
+	}
+	r := v.result(inner, outer, &ic, source)
+	v.cacheUntil(r, exp)
+	return r, nil
 }
 
 // resultBlock is a Result and its claims in one allocation: what the
