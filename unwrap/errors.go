@@ -45,6 +45,7 @@ const (
 	ReasonNotExposed      Reason = "not_exposed"
 	ReasonOpaque          Reason = "opaque_token"
 	ReasonEmbeddedType    Reason = "embedded_claim_type"
+	ReasonNoEmbeddedMap   Reason = "embedded_map_missing"
 	ReasonPredatesAPI     Reason = "inner_missing_renew"
 	ReasonNoScope         Reason = "inner_missing_scope"
 	ReasonInnerExpired    Reason = "inner_expired"

@@ -35,6 +35,7 @@ type Sidecar struct {
 	handler   http.Handler
 	metrics   *metrics
 	log       *zap.Logger
+	access    *zap.Logger // nil: no access log (accesslog.go)
 }
 
 // New builds the sidecar that the catalog's sidecar block describes. It
@@ -77,6 +78,7 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 		strip:    cfg.StripHeaders,
 		metrics:  m,
 		log:      log,
+		access:   newAccessLog(log, cfg.AccessLog),
 	}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
@@ -92,7 +94,7 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite:        s.rewrite,
 		Transport:      s.transport,
-		ModifyResponse: modifyResponse,
+		ModifyResponse: s.modifyResponse,
 		ErrorHandler:   s.proxyError,
 		ErrorLog:       zap.NewStdLog(log.Named("proxy")),
 		BufferPool:     copyBuffers,

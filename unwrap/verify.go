@@ -90,6 +90,7 @@ type Verifier struct {
 	minterAlgs    []jose.SignatureAlgorithm
 	leeway        time.Duration
 	minRemaining  time.Duration // sidecar.min_remaining (lifetime.go)
+	mapWarn       rateLimited   // detail.go
 	maxTokenBytes int
 	now           func() time.Time
 	minter        *keySet
@@ -132,6 +133,7 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, outerOnl
 		callers:       map[string]bool{},
 		introspector:  opts.Introspector,
 		exchanger:     opts.Exchanger,
+		mapWarn:       rateLimited{interval: logEvery},
 		metrics:       m,
 		log:           log,
 	}
@@ -309,17 +311,26 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Re
 	}
 	tv := v.trustFor(p.claims.Issuer)
 	if tv == nil {
-		return nil, invalid(ReasonUnknownIssuer, nil)
+		return nil, invalid(ReasonUnknownIssuer, v.unknownIssuer(p.claims.Issuer))
 	}
 	if f := v.verifyTrust(ctx, p, tv, now); f != nil {
 		return nil, f
 	}
-	inner, found, err := innerAt(p.members, tv.claim, v.api.Name)
+	obj, _, err := embeddedMap(p.members, tv.claim)
 	if err != nil {
 		return nil, invalid(ReasonEmbeddedType, err)
 	}
+	inner, found := "", false
+	if obj != nil {
+		if inner, found, err = innerToken(obj, v.api.Name); err != nil {
+			return nil, invalid(ReasonEmbeddedType, err)
+		}
+	}
 	if !v.api.Exposed {
 		return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
+	}
+	if obj == nil && v.exchanger == nil && p.claims.covers(v.api.Scopes) {
+		return nil, v.noEmbeddedMap(tv.t.Name, tv.claim)
 	}
 	return v.innerFrom(ctx, token, &p.claims, inner, found, tv.t.Name, now)
 }
@@ -357,7 +368,7 @@ func (v *Verifier) VerifyOuter(ctx context.Context, token string) (*Claims, erro
 	}
 	tv := v.trustFor(p.claims.Issuer)
 	if tv == nil {
-		return nil, invalid(ReasonUnknownIssuer, nil)
+		return nil, invalid(ReasonUnknownIssuer, v.unknownIssuer(p.claims.Issuer))
 	}
 	if f := v.verifyTrust(ctx, p, tv, v.now()); f != nil {
 		return nil, f
@@ -420,10 +431,10 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*Claims, *Fail
 func (v *Verifier) verifyTrust(ctx context.Context, p *parsed, tv *trustVerifier, now time.Time) *Failure {
 	alg := jose.SignatureAlgorithm(p.header.Alg)
 	if !slices.Contains(tv.t.Algorithms, alg) {
-		return invalid(ReasonAlgNotAllowed, nil)
+		return invalid(ReasonAlgNotAllowed, differs("alg", p.header.Alg, true, algNames(tv.t.Algorithms)))
 	}
 	if !slices.Contains(tv.typ, p.header.normTyp()) {
-		return invalid(ReasonTyp, nil)
+		return invalid(ReasonTyp, differs("typ", p.header.Typ, p.header.HasTyp, tv.typ))
 	}
 	if f := v.checkSignature(ctx, p, tv.keys, alg); f != nil {
 		return f
@@ -440,7 +451,7 @@ func (v *Verifier) verifyTrust(ctx context.Context, p *parsed, tv *trustVerifier
 		return invalid(ReasonMissingClaim, errors.New("an access token needs sub, jti, client_id and scope or scp"))
 	}
 	if len(tv.t.Audience) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(tv.t.Audience, a) }) {
-		return invalid(ReasonAudience, nil)
+		return invalid(ReasonAudience, audDiffers(c.Audience, tv.t.Audience))
 	}
 	return nil
 }
@@ -451,10 +462,10 @@ func (v *Verifier) verifyTrust(ctx context.Context, p *parsed, tv *trustVerifier
 func (v *Verifier) checkMinter(ctx context.Context, p *parsed, now time.Time) *Failure {
 	alg := jose.SignatureAlgorithm(p.header.Alg)
 	if !slices.Contains(v.minterAlgs, alg) {
-		return invalid(ReasonAlgNotAllowed, nil)
+		return invalid(ReasonAlgNotAllowed, differs("alg", p.header.Alg, true, algNames(v.minterAlgs)))
 	}
 	if p.header.normTyp() != typAccessToken {
-		return invalid(ReasonTyp, nil)
+		return invalid(ReasonTyp, differs("typ", p.header.Typ, p.header.HasTyp, []string{typAccessToken}))
 	}
 	if f := v.checkSignature(ctx, p, v.minter, alg); f != nil {
 		return f
@@ -599,7 +610,7 @@ func (v *Verifier) checkInner(ctx context.Context, inner string, outer *Claims, 
 	}
 	ic := p.claims
 	if ic.Audience[0] != v.api.Audience {
-		return Claims{}, invalid(ReasonAudience, nil)
+		return Claims{}, invalid(ReasonAudience, audDiffers(ic.Audience, v.innerAud))
 	}
 	if ic.Subject != outer.Subject || ic.ClientID != outer.ClientID {
 		return Claims{}, invalid(ReasonSubjectMismatch, nil)
