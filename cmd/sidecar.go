@@ -53,9 +53,9 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	servers := []*server{{name: "sidecar", addr: cfg.Listen, tls: cfg.TLS,
 		srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())}}
 	if cfg.AdminListen != "" {
-		ready := func() bool { return cur.Load().Ready() }
+		notReady := func() error { return cur.Load().NotReady() }
 		servers = append(servers, &server{name: "admin", addr: cfg.AdminListen,
-			srv: newHTTPServer(adminHandler(reg, ready), log, 0)})
+			srv: newHTTPServer(adminHandlerWhy(reg, notReady), log, 0)})
 	}
 	if err := listen(servers); err != nil {
 		return err

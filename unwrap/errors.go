@@ -63,6 +63,7 @@ const (
 	ReasonExchangeTarget  Reason = "exchange_target_refused"
 	ReasonExchangeFailed  Reason = "exchange_unavailable"
 	ReasonExchangeInvalid Reason = "exchange_token_invalid"
+	ReasonExchangeClient  Reason = "exchange_client_refused"
 	ReasonUpstreamRefused Reason = "upstream_refused"
 	ReasonUpstreamTimeout Reason = "upstream_timeout"
 	ReasonClientGone      Reason = "client_gone"

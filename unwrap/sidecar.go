@@ -209,7 +209,7 @@ func (s *Sidecar) Start(ctx context.Context) { s.verifier.Start(ctx) }
 
 // Ready reports whether every issuer's keys were loaded once: the
 // readiness of the sidecar.
-func (s *Sidecar) Ready() bool { return s.verifier.Ready() }
+func (s *Sidecar) Ready() bool { return s.NotReady() == nil }
 
 // Handler returns the sidecar's HTTP handler. It is safe for concurrent
 // use.

@@ -89,8 +89,9 @@ type Verifier struct {
 	minterClaim   []string
 	minterAlgs    []jose.SignatureAlgorithm
 	leeway        time.Duration
-	minRemaining  time.Duration // sidecar.min_remaining (lifetime.go)
-	mapWarn       rateLimited   // detail.go
+	minRemaining  time.Duration  // sidecar.min_remaining (lifetime.go)
+	mapWarn       rateLimited    // detail.go
+	xhealth       exchangeHealth // misconfig.go
 	maxTokenBytes int
 	now           func() time.Time
 	minter        *keySet
@@ -134,6 +135,7 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, outerOnl
 		introspector:  opts.Introspector,
 		exchanger:     opts.Exchanger,
 		mapWarn:       rateLimited{interval: logEvery},
+		xhealth:       exchangeHealth{logged: rateLimited{interval: logEvery}},
 		metrics:       m,
 		log:           log,
 	}
