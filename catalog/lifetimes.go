@@ -28,6 +28,7 @@ func checkLifetimes(decls []*apiDecl, files []*decodedFile, cat *Catalog, d *dia
 			}
 		}
 	}
+	checkMinRemaining(files, cat, d)
 	if longest == nil {
 		return
 	}
@@ -43,6 +44,29 @@ func checkLifetimes(decls []*apiDecl, files []*decodedFile, cat *Catalog, d *dia
 		d.warnf(rng, "Lifetime shorter than the outer token",
 			"The API %q gets tokens for %s, but the trust %q issues access tokens for %s: after %s the client gets 401 \"embedded token expired: renew\" at %s. Do one of: configure an exchange block in the sidecar of %s (it exchanges the outer token for fresh tokens, nested ones included, when one expires); set min_remaining there and have clients renew; or align the lifetimes (lifetime = %s, or a shorter token_lifetime at the issuer).",
 			dc.api.Name, dc.api.Lifetime, longest.Name, longest.TokenLifetime, dc.api.Lifetime, dc.api.Name, strings.Join(hops, ", "), longest.TokenLifetime)
+	}
+}
+
+// checkMinRemaining warns when the sidecar's min_remaining is not shorter
+// than the shortest lifetime along its API's chain: every token would be
+// refused as expiring too soon, or exchanged on every request.
+func checkMinRemaining(files []*decodedFile, cat *Catalog, d *diagnostics) {
+	sc := cat.Sidecar
+	if sc == nil || sc.MinRemaining <= 0 || cat.API(sc.API) == nil {
+		return
+	}
+	short := cat.ShortestLifetime(sc.API)
+	if sc.MinRemaining < short {
+		return
+	}
+	for _, f := range files {
+		for _, rs := range f.raw.Sidecars {
+			if rs.MinRemaining != nil {
+				d.warnf(rs.MinRemRange, "min_remaining too long",
+					"min_remaining is %s, but tokens along the calls of %q live %s at the shortest: every token would be refused as expiring too soon (or, with an exchange block, exchanged on every request). Make it shorter than %s.",
+					sc.MinRemaining, sc.API, short, short)
+			}
+		}
 	}
 }
 

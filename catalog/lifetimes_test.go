@@ -99,6 +99,7 @@ func TestSidecarLifetimeSettings(t *testing.T) {
 		{"set", "access_log = false\n  min_remaining = \"30s\"", false, 30 * time.Second, ""},
 		{"bad duration", `min_remaining = "soon"`, true, 0, "Invalid duration"},
 		{"negative", `min_remaining = "-1s"`, true, 0, "Duration out of range"},
+		{"longer than the chain", `min_remaining = "1m"`, true, time.Minute, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +120,9 @@ func TestSidecarLifetimeSettings(t *testing.T) {
 			}
 			if diags.HasErrors() {
 				t.Fatal(got)
+			}
+			if warned := strings.Contains(got, "warning: min_remaining too long"); warned != (tc.wantMinRem >= time.Minute) {
+				t.Errorf("min_remaining %s: warned %v:\n%s", tc.wantMinRem, warned, got)
 			}
 			if cat.Sidecar.AccessLog != tc.wantLog || cat.Sidecar.MinRemaining != tc.wantMinRem {
 				t.Errorf("got access_log %v min_remaining %s, want %v %s", cat.Sidecar.AccessLog, cat.Sidecar.MinRemaining, tc.wantLog, tc.wantMinRem)
