@@ -115,12 +115,12 @@ func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 		s.failToken(w, r, ri, asFailure(err), token)
 		return
 	}
+	ri.access.source, ri.access.cached = res.Source, hit
 	if f := s.checkRoutes(r.Method, raw, res.InnerClaims); f != nil {
 		s.fail(w, r, ri, f)
 		return
 	}
 	ri.authz = res.authz
-	ri.access.source, ri.access.cached = res.Source, hit
 	if ce := s.log.Check(zapcore.DebugLevel, "verified"); ce != nil {
 		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldIssuer, res.Source),
 			zap.String(fieldJTI, res.InnerClaims.ID), zap.Bool(fieldCached, hit))
