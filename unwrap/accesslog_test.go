@@ -26,6 +26,9 @@ func TestAccessLog(t *testing.T) {
 	longIss := "https://evil.test/" + strings.Repeat("\x01\"a", 100)
 	badIss := e.outerClaims(e.chain())
 	badIss["iss"] = longIss
+	noJTI := e.outerClaims(e.chain())
+	delete(noJTI, "jti")
+	delete(noJTI, "scope")
 	noTyp := hdr(e.idpKey, "")
 	delete(noTyp, "typ")
 	tests := []struct {
@@ -47,6 +50,8 @@ func TestAccessLog(t *testing.T) {
 			map[string]any{"status": int64(401), "reason": string(ReasonTyp)}, []string{`typ absent, want one of ["at+jwt"]`}},
 		{"typ wrong", "/orders/1", sign(e.idpKey, hdr(e.idpKey, "JWT"), e.outerClaims(e.chain())),
 			map[string]any{"status": int64(401), "reason": string(ReasonTyp)}, []string{`typ "JWT", want one of ["at+jwt"]`}},
+		{"missing claims named", "/orders/1", sign(e.idpKey, hdr(e.idpKey, "at+jwt"), noJTI),
+			map[string]any{"status": int64(401), "reason": string(ReasonMissingClaim)}, []string{"missing: jti, scope or scp"}},
 		{"missing token", "/orders/1", "",
 			map[string]any{"status": int64(401), "reason": string(ReasonMissingToken)}, nil},
 		{"public path", "/healthz", "",

@@ -77,3 +77,18 @@ func (v *Verifier) noEmbeddedMap(trust string, path []string) *Failure {
 	}
 	return f
 }
+
+// missingClaims names the claims that an outer access token lacks (RFC
+// 8725 3.12: without them it is not an access token).
+func missingClaims(c *Claims) error {
+	var missing []string
+	for _, m := range []struct {
+		name string
+		ok   bool
+	}{{"sub", c.Subject != ""}, {"jti", c.ID != ""}, {"client_id", c.ClientID != ""}, {"scope or scp", c.HasScopeClaim}} {
+		if !m.ok {
+			missing = append(missing, m.name)
+		}
+	}
+	return fmt.Errorf("an access token needs sub, jti, client_id and scope or scp; missing: %s", strings.Join(missing, ", "))
+}

@@ -450,7 +450,7 @@ func (v *Verifier) verifyTrust(ctx context.Context, p *parsed, tv *trustVerifier
 		return f
 	}
 	if c.Subject == "" || c.ID == "" || c.ClientID == "" || !c.HasScopeClaim {
-		return invalid(ReasonMissingClaim, errors.New("an access token needs sub, jti, client_id and scope or scp"))
+		return invalid(ReasonMissingClaim, missingClaims(c))
 	}
 	if len(tv.t.Audience) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(tv.t.Audience, a) }) {
 		return invalid(ReasonAudience, audDiffers(c.Audience, tv.t.Audience))
