@@ -42,7 +42,7 @@ type accessInfo struct {
 
 // refused records a refusal.
 func (a *accessInfo) refused(f *Failure) {
-	a.status, a.reason = f.Status, f.Reason
+	a.status, a.reason, a.source = f.Status, f.Reason, f.Source
 	if f.Err != nil {
 		a.detail = f.Err.Error()
 	}

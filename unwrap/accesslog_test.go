@@ -47,7 +47,7 @@ func TestAccessLog(t *testing.T) {
 			map[string]any{"status": int64(401), "reason": string(ReasonUnknownIssuer)},
 			[]string{`iss "https://evil.test/?\"a?\"a`, `"... is neither the minter's "https://minter.test"`, `want one of ["https://idp.test" "http://127.0.0.1:4444"]`}},
 		{"typ missing", "/orders/1", sign(e.idpKey, noTyp, e.outerClaims(e.chain())),
-			map[string]any{"status": int64(401), "reason": string(ReasonTyp)}, []string{`typ absent, want one of ["at+jwt"]`}},
+			map[string]any{"status": int64(401), "reason": string(ReasonTyp), "issuer": "idp"}, []string{`typ absent, want one of ["at+jwt"]`}},
 		{"typ wrong", "/orders/1", sign(e.idpKey, hdr(e.idpKey, "JWT"), e.outerClaims(e.chain())),
 			map[string]any{"status": int64(401), "reason": string(ReasonTyp)}, []string{`typ "JWT", want one of ["at+jwt"]`}},
 		{"missing claims named", "/orders/1", sign(e.idpKey, hdr(e.idpKey, "at+jwt"), noJTI),

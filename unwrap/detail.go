@@ -92,3 +92,13 @@ func missingClaims(c *Claims) error {
 	}
 	return fmt.Errorf("an access token needs sub, jti, client_id and scope or scp; missing: %s", strings.Join(missing, ", "))
 }
+
+// withSource sets the Source of a refusal that has none.
+func withSource(source string) func(*Result, *Failure) (*Result, *Failure) {
+	return func(r *Result, f *Failure) (*Result, *Failure) {
+		if f != nil && f.Source == "" {
+			f.Source = source
+		}
+		return r, f
+	}
+}

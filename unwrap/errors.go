@@ -128,6 +128,9 @@ type Failure struct {
 	Reason Reason
 	// Inner is true when the failure concerns the inner token.
 	Inner bool
+	// Source is the trust name (or "minter", "introspection") whose token
+	// was refused, once the issuer was recognized; for logs.
+	Source string
 	// Err is the internal cause, or nil. It holds no token text.
 	Err error
 }

@@ -302,19 +302,25 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Re
 		return nil, invalid(ReasonNotCaller, errOuterOnly)
 	}
 	if v.introspector != nil && !looksLikeJWS(token) {
-		return v.verifyOpaque(ctx, token, now)
+		return withSource(SourceIntrospection)(v.verifyOpaque(ctx, token, now))
 	}
 	p := new(parsed)
 	if f := parseToken(token, p); f != nil {
 		return nil, f
 	}
 	if p.claims.Issuer == v.minterIssuer {
-		return v.verifyMinterOuter(ctx, token, p, now)
+		return withSource(SourceMinter)(v.verifyMinterOuter(ctx, token, p, now))
 	}
 	tv := v.trustFor(p.claims.Issuer)
 	if tv == nil {
 		return nil, invalid(ReasonUnknownIssuer, v.unknownIssuer(p.claims.Issuer))
 	}
+	return withSource(tv.t.Name)(v.verifyFromTrust(ctx, token, p, tv, now))
+}
+
+// verifyFromTrust verifies an outer token of the JWKS trust tv and its
+// inner token for this API.
+func (v *Verifier) verifyFromTrust(ctx context.Context, token string, p *parsed, tv *trustVerifier, now time.Time) (*Result, *Failure) {
 	if f := v.verifyTrust(ctx, p, tv, now); f != nil {
 		return nil, f
 	}
