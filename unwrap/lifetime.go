@@ -122,3 +122,10 @@ func (v *Verifier) cacheUntil(r *Result, exp time.Time) {
 	}
 	r.Expiry = r.Expiry.Add(-v.minRemaining)
 }
+
+// stillValid reports whether a chain whose earliest exp is exp is still
+// accepted everywhere (leeway included): what a first hop forwards when
+// its refresh fails for a dependency.
+func (v *Verifier) stillValid(exp, now time.Time) bool {
+	return now.Before(exp.Add(v.leeway))
+}

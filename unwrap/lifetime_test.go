@@ -1,6 +1,8 @@
 package unwrap
 
 import (
+	"net/http"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -120,5 +122,33 @@ func TestChainExpiry(t *testing.T) {
 	}
 	if got := e.sc.verifier.chainExpiry("not.a.token", 0); !got.IsZero() {
 		t.Errorf("chainExpiry(garbage) = %v, want zero", got)
+	}
+}
+
+func TestLifetimeRefreshFailsOverToValidTokens(t *testing.T) {
+	tests := []struct {
+		name    string
+		advance time.Duration
+		want    int
+	}{
+		{"nested just past exp, within leeway: forwarded", 2*time.Minute + time.Second, 200},
+		{"nested expired past leeway: 503", 2*time.Minute + 31*time.Second, 503},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPhantomEnv(t, phantomOpts{exchange: true})
+			p.token.set(func(w http.ResponseWriter, _ url.Values) { writeJSON(w, 500, `{"error":"server_error"}`) })
+			outer := p.outer()
+			p.clock.Advance(tc.advance)
+			rec := p.get("/orders/1", outer)
+			if rec.Code != tc.want {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.want, rec.Body)
+			}
+			if tc.want == 200 {
+				if _, exchanged := payloadOf(t, forwardedToken(t, p.up))["act"]; exchanged {
+					t.Error("forwarded an exchanged token from a failing endpoint")
+				}
+			}
+		})
 	}
 }

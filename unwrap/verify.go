@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -561,7 +562,16 @@ func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Clai
 	case f != nil:
 		return nil, f
 	case state == chainRefresh:
-		return v.exchange(ctx, outerToken, outer, source, ReasonInnerExpired)
+		r, xf := v.exchange(ctx, outerToken, outer, source, ReasonInnerExpired)
+		if xf == nil || xf.Status < http.StatusInternalServerError || !v.stillValid(exp, now) {
+			return r, xf
+		}
+		// The endpoint is down (or refuses this sidecar: logged, counted,
+		// not ready), but nothing has expired yet: forward the embedded
+		// token, uncached (the next request tries again).
+		r = v.result(inner, outer, &ic, source)
+		r.Expiry = now
+		return r, nil
 	}
 	r := v.result(inner, outer, &ic, source)
 	v.cacheUntil(r, exp)
