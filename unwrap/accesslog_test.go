@@ -132,6 +132,7 @@ func TestNoEmbeddedMapIsWarned(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	c := e.outerClaims(nil)
 	delete(c, "embedded_tokens")
+	c["ext"] = map[string]any{"embedded_tokens": map[string]any{}}
 	tok := sign(e.idpKey, hdr(e.idpKey, "at+jwt"), c)
 	for range 3 {
 		checkFail(t, e, e.get("/orders/1", tok),
@@ -143,6 +144,10 @@ func TestNoEmbeddedMapIsWarned(t *testing.T) {
 	}
 	if got := warned[0].ContextMap()["claim"]; got != "embedded_tokens" {
 		t.Errorf("warned claim path %v", got)
+	}
+	lines := accessLines(e)
+	if d, _ := lines[len(lines)-1].ContextMap()["detail"].(string); !strings.Contains(d, `at claim "embedded_tokens" of trust idp; its other top-level claims: ["ext"]`) {
+		t.Errorf("detail %q", d)
 	}
 }
 

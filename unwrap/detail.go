@@ -18,6 +18,9 @@ import (
 // trust's claim path: a configuration mismatch that renewing cannot fix.
 const descNoEmbeddedMap = "the embedded token map was not found at the configured claim"
 
+// maxNamesLogged bounds the claim names a detail lists.
+const maxNamesLogged = 16
+
 // errNoEmbeddedMap is the cause of ReasonNoEmbeddedMap.
 var errNoEmbeddedMap = errors.New("no embedded token map")
 
@@ -68,8 +71,17 @@ func algNames(algs []jose.SignatureAlgorithm) []string {
 // its claim path, and warns (rate-limited) with the path: the trust's claim
 // does not match where the issuer puts the map, or the issuer does not call
 // the hook. Telling the client to renew would not help.
-func (v *Verifier) noEmbeddedMap(trust string, path []string) *Failure {
-	f := invalid(ReasonNoEmbeddedMap, fmt.Errorf("%w at claim %q of trust %s", errNoEmbeddedMap, strings.Join(path, "."), trust))
+func (v *Verifier) noEmbeddedMap(trust string, path []string, top []rawMember) *Failure {
+	names := make([]string, 0, min(len(top), maxNamesLogged+1))
+	for i, m := range top {
+		if i == maxNamesLogged {
+			names = append(names, "...")
+			break
+		}
+		names = append(names, quoted(m.name()))
+	}
+	f := invalid(ReasonNoEmbeddedMap, fmt.Errorf("%w at claim %q of trust %s; its other top-level claims: [%s]",
+		errNoEmbeddedMap, strings.Join(path, "."), trust, strings.Join(names, " ")))
 	f.Description = descNoEmbeddedMap
 	if v.mapWarn.allow(v.now()) {
 		v.log.Warn("outer token without the embedded map: check the trust's claim against the issuer's tokens (and that the issuer calls the hook)",

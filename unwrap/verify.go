@@ -339,7 +339,7 @@ func (v *Verifier) verifyFromTrust(ctx context.Context, token string, p *parsed,
 		return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
 	}
 	if obj == nil && v.exchanger == nil && p.claims.covers(v.api.Scopes) {
-		return nil, v.noEmbeddedMap(tv.t.Name, tv.claim)
+		return nil, v.noEmbeddedMap(tv.t.Name, tv.claim, p.members)
 	}
 	return v.innerFrom(ctx, token, &p.claims, inner, found, tv.t.Name, now)
 }
