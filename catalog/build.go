@@ -521,29 +521,3 @@ func checkSharedScopes(decls []*apiDecl, d *diagnostics) {
 		}
 	}
 }
-
-// checkLifetimes warns when an API's tokens expire before the outer tokens
-// of a trust issuer: clients then meet "embedded token expired: renew".
-func checkLifetimes(decls []*apiDecl, files []*decodedFile, cat *Catalog, d *diagnostics) {
-	var longest *Trust
-	for _, t := range cat.Trusts {
-		if t.TokenLifetime > 0 && (longest == nil || t.TokenLifetime > longest.TokenLifetime) {
-			longest = t
-		}
-	}
-	if longest == nil {
-		return
-	}
-	for _, dc := range decls {
-		if dc.api.Lifetime < longest.TokenLifetime {
-			rng := dc.raw.LifetimeRange
-			if dc.raw.Lifetime == nil {
-				rng = dc.raw.DefRange
-			}
-			d.warnf(rng, "Lifetime shorter than the outer token",
-				"The API %q gets tokens for %s, but the trust %q issues access tokens for %s: for the rest of an outer token's life its inner token has expired and the client must renew (or the sidecar exchange it). That is the intended trade-off of short inner lifetimes; shorten the outer lifetime or configure exchange if clients cannot renew.",
-				dc.api.Name, dc.api.Lifetime, longest.Name, longest.TokenLifetime)
-		}
-	}
-	_ = files
-}

@@ -49,6 +49,8 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 		UpstreamTimeout: duration(rs.UpstreamTimeout, rs.UpTimeRange, "upstream_timeout", DefaultUpstreamTimeout, 0, time.Hour, d),
 		ShutdownTimeout: duration(rs.ShutdownTimeout, rs.ShutRange, "shutdown_timeout", DefaultShutdownTimeout, 0, 10*time.Minute, d),
 		TLS:             l.buildTLS(rs.TLS, f, d),
+		AccessLog:       rs.AccessLog == nil || *rs.AccessLog,
+		MinRemaining:    duration(rs.MinRemaining, rs.MinRemRange, "min_remaining", 0, -1, time.Hour, d),
 	}
 	api := cat.API(rs.API)
 	if api == nil && present(rs.APIRange) {

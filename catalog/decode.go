@@ -105,6 +105,8 @@ type rawSidecar struct {
 	ShutdownTimeout *string     `hcl:"shutdown_timeout,optional"`
 	StripHeaders    []string    `hcl:"strip_headers,optional"`
 	UpstreamHost    *string     `hcl:"upstream_host,optional"`
+	AccessLog       *bool       `hcl:"access_log,optional"`
+	MinRemaining    *string     `hcl:"min_remaining,optional"`
 	Routes          []*rawRoute `hcl:"route,block"`
 	TLS             []*rawTLS   `hcl:"tls,block"`
 	DefRange        hcl.Range   `hcl:",def_range"`
@@ -121,6 +123,7 @@ type rawSidecar struct {
 	ShutRange     hcl.Range `hcl:"shutdown_timeout,attr_value_range"`
 	StripRange    hcl.Range `hcl:"strip_headers,attr_value_range"`
 	UpHostRange   hcl.Range `hcl:"upstream_host,attr_value_range"`
+	MinRemRange   hcl.Range `hcl:"min_remaining,attr_value_range"`
 }
 
 type rawTrust struct {

@@ -223,8 +223,15 @@ type Sidecar struct {
 	UpstreamTimeout time.Duration
 	ShutdownTimeout time.Duration
 	StripHeaders    []string
-	Routes          []Route
-	TLS             *TLS
+	// AccessLog: one log line per request (default true).
+	AccessLog bool
+	// MinRemaining: a token whose outer exp, inner exp or nested exp is
+	// closer than this is refused ("token expires too soon: renew"), or
+	// refreshed by exchange at a first hop with an exchange block. If
+	// zero, only expiry counts.
+	MinRemaining time.Duration
+	Routes       []Route
+	TLS          *TLS
 
 	// UpstreamHost is the Host header forwarded: UpstreamHostClient (the
 	// client's, the default) or UpstreamHostUpstream (the upstream URL's).

@@ -78,6 +78,7 @@ trust "idp" {
   algorithms = ["RS256"]
   typ        = ["application/JWT", ""]
   claim      = ["ext", "https://example.com/tokens"]
+  token_lifetime = "5m"
 }
 trust "opaque" {
   issuer            = "https://idp.test"

@@ -40,6 +40,11 @@ const (
 	// demoExchangeKey names the second sidecar of demoExchangeAPI, the one
 	// with the exchange block.
 	demoExchangeKey = demoExchangeAPI + "+exchange"
+	// demoFirstHopClient is the exchange client of the other first hops
+	// (exposed APIs that call others): their sidecars refresh the chain
+	// when a nested token expires, so that the demo's token keeps working
+	// for its whole hour (README, Lifetimes).
+	demoFirstHopClient = "first-hop-sidecars"
 	// Opaque (phantom) tokens of the demo's introspection endpoint.
 	demoOpaquePrefix = "demo_at_"
 )
@@ -222,6 +227,8 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 		}
 		if withExchange {
 			sc.Exchange = &catalog.Exchange{TokenURL: publicURL + mint.TokenEndpointPath, ClientID: demoExchangeClient, Secret: catalog.NewSecret(exchangeSecret)}
+		} else if demoFirstHop(d.cat.API(name)) {
+			sc.Exchange = &catalog.Exchange{TokenURL: publicURL + mint.TokenEndpointPath, ClientID: demoFirstHopClient, Secret: catalog.NewSecret(exchangeSecret)}
 		}
 		s, err := newSidecar(sc, log.Named(k), nil)
 		if err != nil {
@@ -273,6 +280,15 @@ func demoCatalog(base *catalog.Catalog, key crypto.Signer, shipped *catalog.Sign
 	if a := base.API(demoExchangeAPI); a != nil && a.Exposed {
 		c.ExchangeClients = []*catalog.ExchangeClient{{Name: demoExchangeClient, Secret: catalog.NewSecret(exchangeSecret), Audiences: []string{a.Audience}}}
 	}
+	var firstHops []string
+	for _, a := range base.APIs {
+		if demoFirstHop(a) {
+			firstHops = append(firstHops, a.Audience)
+		}
+	}
+	if len(firstHops) > 0 {
+		c.ExchangeClients = append(c.ExchangeClients, &catalog.ExchangeClient{Name: demoFirstHopClient, Secret: catalog.NewSecret(exchangeSecret), Audiences: firstHops})
+	}
 	c.Exchange = nil
 	h := catalog.Hook{Listen: "127.0.0.1:0", APIKeyHeader: catalog.DefaultAPIKeyHeader, APIKey: catalog.NewSecret(apiKey), Generic: true, Timeout: catalog.DefaultHookTimeout}
 	if base.Hook != nil {
@@ -282,6 +298,13 @@ func demoCatalog(base *catalog.Catalog, key crypto.Signer, shipped *catalog.Sign
 	c.Hook = &h
 	c.Sidecar = nil
 	return &c
+}
+
+// demoFirstHop reports an API whose demo sidecar has an exchange block to
+// refresh nested tokens: exposed, calling others, and not the API whose two
+// sidecars show the exchange against the "renew" answer.
+func demoFirstHop(a *catalog.API) bool {
+	return a != nil && a.Exposed && len(a.Calls) > 0 && a.Name != demoExchangeAPI
 }
 
 // sidecarCatalog is the demo catalog with the shipped sidecar block of api

@@ -3,6 +3,9 @@ package cmd
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/embedtoken/embedtoken/catalog"
 )
 
 // TestDemo runs `embedtoken demo` on the shipped example in-process: it
@@ -31,6 +34,36 @@ func TestDemo(t *testing.T) {
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for in, want := range map[time.Duration]string{
+		time.Hour: "1h", 5 * time.Minute: "5m", 90 * time.Second: "1m30s", 3 * time.Second: "3s", 61 * time.Minute: "1h1m",
+	} {
+		if got := shortDuration(in); got != want {
+			t.Errorf("shortDuration(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestDemoFirstHopsRefresh: the demo's token is "valid for an hour" only if
+// the sidecars of the first hops refresh nested tokens: orders (which calls
+// others) gets an exchange client; profile keeps its plain sidecar.
+func TestDemoFirstHopsRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		api  *catalog.API
+		want bool
+	}{
+		{&catalog.API{Name: "orders", Exposed: true, Calls: []string{"billing"}}, true},
+		{&catalog.API{Name: "billing", Calls: []string{"ledger"}}, false},
+		{&catalog.API{Name: "reports", Exposed: true}, false},
+		{&catalog.API{Name: demoExchangeAPI, Exposed: true, Calls: []string{"x"}}, false},
+		{nil, false},
+	} {
+		if got := demoFirstHop(tc.api); got != tc.want {
+			t.Errorf("demoFirstHop(%v) = %v, want %v", tc.api, got, tc.want)
 		}
 	}
 }

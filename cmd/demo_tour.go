@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/embedtoken/embedtoken/catalog"
 )
@@ -242,7 +243,9 @@ func (d *demo) serveForever(ctx context.Context, w io.Writer) error {
 	if err := os.WriteFile(hdr, []byte("Authorization: Bearer "+tok+"\n"), 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nServing until Ctrl-C. A fresh outer token (valid for an hour) is in %s, so it stays out of your shell history:\n", hdr)
+	fmt.Fprintf(w, "\nServing until Ctrl-C. A fresh outer token (valid for %s) is in %s, so it stays out of your shell history.\n", shortDuration(d.tokenLife()), hdr)
+	fmt.Fprintf(w, "Its inner tokens expire sooner (%s); the sidecars of %s exchange it for fresh ones when one expires (README, Lifetimes), so every command keeps its answer while the token is valid:\n",
+		d.innerLives(), strings.Join(d.firstHops(), ", "))
 	names := make([]string, 0, len(d.sidecars))
 	for n := range d.sidecars {
 		names = append(names, n)
@@ -271,4 +274,44 @@ func (d *demo) serveForever(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "  embedtoken inspect < <(cut -d' ' -f3 %s)   # the tree of embedded tokens\n", hdr)
 	<-ctx.Done()
 	return nil
+}
+
+// tokenLife is the lifetime of the demo's outer tokens.
+func (d *demo) tokenLife() time.Duration {
+	return time.Until(d.issuer.Exp()).Round(time.Minute)
+}
+
+// innerLives lists the lifetimes of the chains of exposed APIs that call
+// others: the shortest lifetime along each.
+func (d *demo) innerLives() string {
+	var parts []string
+	for _, a := range d.cat.APIs {
+		if a.Exposed && len(a.Calls) > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s, its shortest nested %s", a.Name, shortDuration(a.Lifetime), shortDuration(d.cat.ShortestLifetime(a.Name))))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// firstHops names the sidecars that refresh nested tokens.
+func (d *demo) firstHops() []string {
+	var out []string
+	for _, a := range d.cat.APIs {
+		if demoFirstHop(a) {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}
+
+// shortDuration prints 1h rather than 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/embedtoken/embedtoken/catalog"
@@ -132,22 +131,12 @@ func serve(ctx context.Context, log *zap.Logger, drain time.Duration, servers []
 // adminHandler serves /healthz (the process is up), /readyz (ready reports
 // true) and /metrics (reg, in Prometheus text format).
 func adminHandler(reg *prometheus.Registry, ready func() bool) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	return adminHandlerWhy(reg, func() error {
 		if ready != nil && !ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready\n"))
-			return
+			return errNotReady
 		}
-		_, _ = w.Write([]byte("ready\n"))
+		return nil
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return mux
 }
 
 // newRegistry returns a Prometheus registry with the Go and process

@@ -56,9 +56,9 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	servers := []*server{{name: "sidecar", setting: "sidecar.listen", addr: cfg.Listen, tls: cfg.TLS,
 		srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())}}
 	if cfg.AdminListen != "" {
-		ready := func() bool { return cur.Load().Ready() }
+		notReady := func() error { return cur.Load().NotReady() }
 		servers = append(servers, &server{name: "admin", setting: "sidecar.admin_listen", addr: cfg.AdminListen,
-			srv: newHTTPServer(adminHandler(reg, ready), log, 0)})
+			srv: newHTTPServer(adminHandlerWhy(reg, notReady), log, 0)})
 	}
 	if err := listen(servers); err != nil {
 		return err

@@ -179,21 +179,37 @@ func TestExchangeJourney(t *testing.T) {
 		}
 	})
 
-	t.Run("wrong client secret: 503", func(t *testing.T) {
+	t.Run("wrong client secret: a misconfiguration, not an outage", func(t *testing.T) {
 		r, h := getAt(t, st.client, bad, "/reports/1", old)
-		if r.status != http.StatusServiceUnavailable || r.errCode != "temporarily_unavailable" {
-			t.Errorf("got %d %q, want 503 temporarily_unavailable", r.status, r.errCode)
+		if r.status != http.StatusInternalServerError || r.errCode != "server_error" || !strings.Contains(r.errDesc, "misconfigured") {
+			t.Errorf("got %d %q %q, want 500 server_error (the sidecar is misconfigured)", r.status, r.errCode, r.errDesc)
 		}
-		if h.Get("Retry-After") == "" {
-			t.Error("503 without Retry-After")
+		if h.Get("Retry-After") != "" {
+			t.Error("a misconfiguration answered with Retry-After: retrying cannot help")
 		}
 		if strings.Contains(r.challenge, "error=") {
-			t.Errorf("WWW-Authenticate %q: a 503 must not tell the client its token is bad", r.challenge)
+			t.Errorf("WWW-Authenticate %q: the client's token is not at fault", r.challenge)
 		}
 		badSvc.none(t)
 		hookMetrics := "http://" + st.hookAddr.admin + "/metrics"
 		if n := scrape(t, st.client, hookMetrics, `embedtoken_exchange_requests_total{outcome="invalid_client"}`); n < 1 {
 			t.Errorf("the hook counted %v invalid_client exchanges, want at least 1", n)
+		}
+		badMetrics := "http://" + bad.admin + "/metrics"
+		if n := scrape(t, st.client, badMetrics, `embedtoken_sidecar_exchange_failures_total{reason="invalid_client"}`); n < 1 {
+			t.Errorf("the sidecar counted %v invalid_client exchange failures, want at least 1", n)
+		}
+		resp, err := st.client.Get("http://" + bad.admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "refused the exchange client") {
+			t.Errorf("/readyz of the misconfigured sidecar: %d %q, want 503 saying the exchange client was refused", resp.StatusCode, body)
+		}
+		if logs := bad.p.log(); !strings.Contains(logs, `"level":"error"`) || !strings.Contains(logs, "token exchange client refused") {
+			t.Errorf("no error line about the refused exchange client in the sidecar's log")
 		}
 	})
 

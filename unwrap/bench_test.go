@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // stubTransport answers every request at once, without a network: the
@@ -76,6 +79,20 @@ func BenchmarkServe(b *testing.B) {
 	floorPooled := &httputil.ReverseProxy{Transport: stubTransport{}, Rewrite: floor.Rewrite, BufferPool: copyBuffers}
 	run("floor-pooled", floorPooled, nil)
 	run("warm", sc.Handler(), nil)
+	// The same with the access log on, as the sidecar command logs it: JSON
+	// at info, to a writer that keeps nothing.
+	enc := zap.NewProductionEncoderConfig()
+	logged, err := New(e.cat, &Options{Now: e.clock.Now, UpstreamTransport: stubTransport{},
+		Logger: zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(io.Discard), zapcore.InfoLevel))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	logged.Start(context.Background())
+	defer logged.Close()
+	for !logged.Ready() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	run("warm-accesslog", logged.Handler(), nil)
 	run("cold", sc.Handler(), sc.verifier.cache.flush)
 }
 

@@ -45,9 +45,12 @@ const (
 	ReasonNotExposed      Reason = "not_exposed"
 	ReasonOpaque          Reason = "opaque_token"
 	ReasonEmbeddedType    Reason = "embedded_claim_type"
+	ReasonNoEmbeddedMap   Reason = "embedded_map_missing"
 	ReasonPredatesAPI     Reason = "inner_missing_renew"
 	ReasonNoScope         Reason = "inner_missing_scope"
 	ReasonInnerExpired    Reason = "inner_expired"
+	ReasonNestedExpired   Reason = "nested_expired"
+	ReasonExpiresSoon     Reason = "expires_too_soon"
 	ReasonInnerInvalid    Reason = "inner_invalid"
 	ReasonSubjectMismatch Reason = "inner_subject_mismatch"
 	ReasonRouteScope      Reason = "route_scope"
@@ -60,6 +63,7 @@ const (
 	ReasonExchangeTarget  Reason = "exchange_target_refused"
 	ReasonExchangeFailed  Reason = "exchange_unavailable"
 	ReasonExchangeInvalid Reason = "exchange_token_invalid"
+	ReasonExchangeClient  Reason = "exchange_client_refused"
 	ReasonUpstreamRefused Reason = "upstream_refused"
 	ReasonUpstreamTimeout Reason = "upstream_timeout"
 	ReasonClientGone      Reason = "client_gone"
@@ -124,6 +128,9 @@ type Failure struct {
 	Reason Reason
 	// Inner is true when the failure concerns the inner token.
 	Inner bool
+	// Source is the trust name (or "minter", "introspection") whose token
+	// was refused, once the issuer was recognized; for logs.
+	Source string
 	// Err is the internal cause, or nil. It holds no token text.
 	Err error
 }

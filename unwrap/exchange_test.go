@@ -147,7 +147,6 @@ func TestExchangeFailures(t *testing.T) {
 			wantFail{status: 401, code: codeInvalidToken, desc: descInnerExpired, reason: ReasonExchangeRefused}},
 		{"invalid_target", status(400, `{"error":"invalid_target"}`), p.withoutOrders, forbidden},
 		{"invalid_scope", status(400, `{"error":"invalid_scope"}`), p.withoutOrders, forbidden},
-		{"invalid_client", status(401, `{"error":"invalid_client"}`), p.withoutOrders, down},
 		{"other 400", status(400, `{"error":"unsupported_grant_type"}`), p.withoutOrders, down},
 		{"400 without JSON", status(400, `bad`), p.withoutOrders, down},
 		{"500", status(500, `{"error":"server_error"}`), p.withoutOrders, down},

@@ -70,8 +70,9 @@ type keySet struct {
 	metrics    *metrics
 	onChange   func()
 
-	cur    atomic.Pointer[keyIndex]
-	loaded atomic.Bool
+	cur     atomic.Pointer[keyIndex]
+	loaded  atomic.Bool
+	lastErr atomic.Pointer[string] // the last fetch's error, or nil (readiness.go)
 
 	mu          sync.Mutex
 	call        *fetchCall // the fetch in flight, shared by every caller
@@ -336,6 +337,7 @@ func (k *keySet) fetch(ctx context.Context) error {
 		err = k.install(body)
 	}
 	k.metrics.jwksFetch(k.name, err)
+	k.noteFetch(err)
 	if err != nil {
 		k.log.Warn("key set fetch failed; keeping the last good keys",
 			zap.String(fieldIssuer, k.name), zap.Bool("have_keys", k.cur.Load() != nil), zap.Error(err))

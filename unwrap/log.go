@@ -21,4 +21,5 @@ const (
 	fieldMaxAge    = "max_age"
 	fieldLimit     = "limit"
 	fieldOutcome   = "outcome"
+	fieldClaim     = "claim"
 )

@@ -21,6 +21,7 @@ type metrics struct {
 	introspectT prometheus.Histogram
 	exchanges   *prometheus.CounterVec // outcome
 	exchangeT   prometheus.Histogram
+	exchangeErr *prometheus.CounterVec // reason (misconfig.go)
 
 	// Children resolved once, for the request path: a label lookup hashes
 	// the values and takes a lock.
@@ -105,6 +106,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "embedtoken", Subsystem: "sidecar", Name: "exchange_seconds",
 			Help: "Time of token exchange calls.", Buckets: dependencyBuckets,
 		}),
+		exchangeErr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "embedtoken", Subsystem: "sidecar", Name: "exchange_failures_total",
+			Help: "Requests whose token exchange failed, by reason: invalid_client (the endpoint refuses the sidecar's credentials: a misconfiguration), unavailable, invalid_issued_token.",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		m.resolve()
@@ -121,6 +126,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.introspectT = register(reg, m.introspectT, &err)
 	m.exchanges = register(reg, m.exchanges, &err)
 	m.exchangeT = register(reg, m.exchangeT, &err)
+	m.exchangeErr = register(reg, m.exchangeErr, &err)
 	m.resolve()
 	return m, err
 }
@@ -234,4 +240,11 @@ func outcomeOf(status int) string {
 		return outcomeUpstream
 	}
 	return outcomeInternal
+}
+
+func (m *metrics) exchangeFailed(reason string) {
+	if m == nil {
+		return
+	}
+	m.exchangeErr.WithLabelValues(reason).Inc()
 }

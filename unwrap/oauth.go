@@ -504,6 +504,9 @@ func (v *Verifier) exchange(ctx context.Context, outerToken string, outer *Claim
 		c := *f
 		return nil, &c
 	}
+	if f := v.exchangeBlocked(); f != nil {
+		return nil, f
+	}
 	r, _, err := v.exchanges.do(ctx, key, func(ctx context.Context) (*Result, error) {
 		// An exchange that finished since this request missed the cache
 		// has cached its result (the verified-token cache has the same
@@ -554,6 +557,10 @@ func (v *Verifier) exchangeOnce(ctx context.Context, outerToken string, outer *C
 		var f *Failure
 		outcome := exchUnavailable
 		switch {
+		case clientRefused(err):
+			v.metrics.exchanged(outcome, d)
+			v.metrics.exchangeFailed(exchFailClient)
+			return nil, v.exchangeRefusedClient(err)
 		case errors.Is(err, ErrInvalidToken):
 			desc := descPredates
 			if why == ReasonInnerExpired {
@@ -564,6 +571,7 @@ func (v *Verifier) exchangeOnce(ctx context.Context, outerToken string, outer *C
 			f, outcome = insufficient(ReasonExchangeTarget, descNoScope, v.api.Scopes), exchForbidden
 		default:
 			f = unavailable(ReasonExchangeFailed, nil)
+			v.metrics.exchangeFailed(exchFailUnavailable)
 		}
 		f.Err, f.Inner = err, true
 		v.metrics.exchanged(outcome, d)
@@ -572,6 +580,7 @@ func (v *Verifier) exchangeOnce(ctx context.Context, outerToken string, outer *C
 	ic, f := v.checkInner(ctx, tok, outer, v.now())
 	if f != nil {
 		v.metrics.exchanged(exchInvalid, d)
+		v.metrics.exchangeFailed(exchFailIssued)
 		if f.Status != http.StatusServiceUnavailable {
 			f = unavailable(ReasonExchangeInvalid, f)
 		}
@@ -579,11 +588,13 @@ func (v *Verifier) exchangeOnce(ctx context.Context, outerToken string, outer *C
 		return nil, f
 	}
 	v.metrics.exchanged(exchOK, d)
+	v.exchangeHealthy()
 	if ce := v.log.Check(zapcore.DebugLevel, "exchanged"); ce != nil {
 		ce.Write(zap.String(fieldIssuer, source), zap.String(fieldJTI, ic.ID), zap.String(fieldTokenFP, fingerprint(outerToken)),
 			zap.Duration(fieldDuration, d))
 	}
 	r := v.result(tok, outer, &ic, source)
 	r.Exchanged = true
+	v.cacheUntil(r, v.chainExpiry(tok, 0)) // its nested tokens are fresh: served until they are not
 	return r, nil
 }

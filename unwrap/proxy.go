@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -30,6 +31,7 @@ type requestInfo struct {
 	// bodyErr is set when reading the client's request body failed while
 	// forwarding it (the transport reads it on its own goroutine).
 	bodyErr atomic.Bool
+	access  accessInfo // accesslog.go
 }
 
 type infoKey struct{}
@@ -50,8 +52,9 @@ func infoFrom(ctx context.Context) *requestInfo {
 // outermost layer, so that every answer carries the id.
 func (s *Sidecar) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ri := &requestInfo{id: requestID(r.Header.Values("X-Request-Id"))}
+		ri := &requestInfo{id: requestID(r.Header.Values("X-Request-Id")), access: accessInfo{start: time.Now()}}
 		w.Header().Set("X-Request-Id", ri.id)
+		defer s.logAccess(r, ri)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -60,6 +63,7 @@ func (s *Sidecar) middleware(next http.Handler) http.Handler {
 				// The panic value is not logged: it could hold request data.
 				s.log.Error("panic serving request", zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(ReasonPanic)))
 				s.metrics.request(outcomeInternal, ReasonPanic)
+				ri.access.answered(http.StatusInternalServerError, ReasonPanic)
 				writeJSONError(w, http.StatusInternalServerError, ri.id, codeServerError, descServerError)
 			}
 		}()
@@ -111,6 +115,7 @@ func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 		s.failToken(w, r, ri, asFailure(err), token)
 		return
 	}
+	ri.access.source, ri.access.cached = res.Source, hit
 	if f := s.checkRoutes(r, raw, decoded, res.InnerClaims); f != nil {
 		s.fail(w, r, ri, f)
 		return
@@ -167,6 +172,7 @@ func (s *Sidecar) forward(w http.ResponseWriter, r *http.Request, ri *requestInf
 	if ri.failed {
 		return
 	}
+	ri.access.reason = reason
 	if ri.public {
 		s.metrics.request(outcomePublic, reason)
 		return
@@ -188,6 +194,7 @@ func isH2CUpgrade(h http.Header) bool {
 // fail answers with f, counts and logs it.
 func (s *Sidecar) fail(w http.ResponseWriter, r *http.Request, ri *requestInfo, f *Failure) {
 	s.metrics.request(outcomeOf(f.Status), f.Reason)
+	ri.access.refused(f)
 	lvl := zapcore.DebugLevel
 	if f.Status >= 500 {
 		lvl = zapcore.WarnLevel
@@ -203,6 +210,7 @@ func (s *Sidecar) fail(w http.ResponseWriter, r *http.Request, ri *requestInfo, 
 // also has the token's kind and fingerprint (never the token).
 func (s *Sidecar) failToken(w http.ResponseWriter, r *http.Request, ri *requestInfo, f *Failure, token string) {
 	s.metrics.request(outcomeOf(f.Status), f.Reason)
+	ri.access.refused(f)
 	lvl := zapcore.DebugLevel
 	if f.Status >= 500 {
 		lvl = zapcore.WarnLevel
@@ -352,6 +360,7 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 			ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(ReasonBadBody)), zap.Error(err))
 		}
 		s.metrics.request(outcomeBadRequest, ReasonBadBody)
+		ri.access.answered(http.StatusBadRequest, ReasonBadBody)
 		w.Header().Set("Connection", "close")
 		writeFailure(w, s.api.Name, ri.id, badRequest(ReasonBadBody))
 		return
@@ -365,6 +374,7 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		status, code, desc, reason = http.StatusGatewayTimeout, codeGatewayTimeout, descGatewayTimout, ReasonUpstreamTimeout
 	}
 	s.metrics.request(outcomeUpstream, reason)
+	ri.access.answered(status, reason)
 	lvl := zapcore.WarnLevel
 	if reason == ReasonClientGone {
 		lvl = zapcore.DebugLevel

@@ -778,15 +778,15 @@ func TestReviewEmbeddedMap(t *testing.T) {
 		{"outer token as its own inner", func(c map[string]any) {
 			c["embedded_tokens"] = map[string]any{"orders": e.outer()}
 		}, ReasonAlgNotAllowed},
-		{"map null: predates", func(c map[string]any) { c["embedded_tokens"] = nil }, ReasonPredatesAPI},
-		{"map absent: predates", func(c map[string]any) { delete(c, "embedded_tokens") }, ReasonPredatesAPI},
+		{"map null: no map", func(c map[string]any) { c["embedded_tokens"] = nil }, ReasonNoEmbeddedMap},
+		{"map absent: no map", func(c map[string]any) { delete(c, "embedded_tokens") }, ReasonNoEmbeddedMap},
 		{"case variant of the API name", func(c map[string]any) {
 			c["embedded_tokens"] = map[string]any{"Orders": chain["orders"]}
 		}, ReasonPredatesAPI},
 		{"case variant of the claim", func(c map[string]any) {
 			delete(c, "embedded_tokens")
 			c["Embedded_Tokens"] = map[string]any{"orders": chain["orders"]}
-		}, ReasonPredatesAPI},
+		}, ReasonNoEmbeddedMap},
 		{"no scope for orders: 403", func(c map[string]any) {
 			delete(c, "embedded_tokens")
 			c["scope"] = "billing:read"
@@ -865,17 +865,17 @@ func TestReviewHydraClaimPath(t *testing.T) {
 		{"a member named with the dot", func(c map[string]any) {
 			c["ext.embedded_tokens"] = c["ext"].(map[string]any)["embedded_tokens"]
 			delete(c, "ext")
-		}, ReasonPredatesAPI},
+		}, ReasonNoEmbeddedMap},
 		{"top-level embedded_tokens beside an empty ext", func(c map[string]any) {
 			c["embedded_tokens"] = c["ext"].(map[string]any)["embedded_tokens"]
 			c["ext"] = map[string]any{}
-		}, ReasonPredatesAPI},
+		}, ReasonNoEmbeddedMap},
 		{"ext a string", func(c map[string]any) { c["ext"] = "x" }, ReasonEmbeddedType},
 		{"ext an array", func(c map[string]any) { c["ext"] = []any{map[string]any{"embedded_tokens": e.chain()}} }, ReasonEmbeddedType},
-		{"ext null", func(c map[string]any) { c["ext"] = nil }, ReasonPredatesAPI},
+		{"ext null", func(c map[string]any) { c["ext"] = nil }, ReasonNoEmbeddedMap},
 		{"map one level deeper", func(c map[string]any) {
 			c["ext"] = map[string]any{"ext": c["ext"]}
-		}, ReasonPredatesAPI},
+		}, ReasonNoEmbeddedMap},
 	} {
 		if got := verifyReason(t, e, hydra(tc.f)); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)

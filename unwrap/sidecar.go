@@ -36,6 +36,7 @@ type Sidecar struct {
 	handler   http.Handler
 	metrics   *metrics
 	log       *zap.Logger
+	access    *zap.Logger // nil: no access log (accesslog.go)
 }
 
 // New builds the sidecar that the catalog's sidecar block describes. It
@@ -78,6 +79,7 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 		strip:    cfg.StripHeaders,
 		metrics:  m,
 		log:      log,
+		access:   newAccessLog(log, cfg.AccessLog),
 	}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
@@ -93,7 +95,7 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite:        s.rewrite,
 		Transport:      s.transport,
-		ModifyResponse: modifyResponse,
+		ModifyResponse: s.modifyResponse,
 		ErrorHandler:   s.proxyError,
 		ErrorLog:       httplog.New(log.Named("proxy")), // no upstream bytes
 		BufferPool:     copyBuffers,
@@ -208,7 +210,7 @@ func (s *Sidecar) Start(ctx context.Context) { s.verifier.Start(ctx) }
 
 // Ready reports whether every issuer's keys were loaded once: the
 // readiness of the sidecar.
-func (s *Sidecar) Ready() bool { return s.verifier.Ready() }
+func (s *Sidecar) Ready() bool { return s.NotReady() == nil }
 
 // Handler returns the sidecar's HTTP handler. It is safe for concurrent
 // use.

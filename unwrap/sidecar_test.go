@@ -433,8 +433,13 @@ func TestSources(t *testing.T) {
 		if a := e.up.last(t).Header.Get("Authorization"); a != "Bearer "+m["orders"].(string) {
 			t.Error("wrong inner token forwarded")
 		}
-		// ext null (Hydra when the hook answered without claims): no map.
+		// ext null (Hydra when the hook answered without claims): no map,
+		// a configuration mismatch that renewing cannot fix.
 		c["ext"] = nil
+		checkFail(t, e, e.get("/orders/1", sign(e.hydraKey, hdr(e.hydraKey, "JWT"), c)),
+			wantFail{status: 401, code: codeInvalidToken, desc: descNoEmbeddedMap, reason: ReasonNoEmbeddedMap})
+		// An empty map: the token predates this API.
+		c["ext"] = map[string]any{"embedded_tokens": map[string]any{}}
 		checkFail(t, e, e.get("/orders/1", sign(e.hydraKey, hdr(e.hydraKey, "JWT"), c)),
 			wantFail{status: 401, code: codeInvalidToken, desc: descPredates, reason: ReasonPredatesAPI})
 	})

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -89,6 +90,9 @@ type Verifier struct {
 	minterClaim   []string
 	minterAlgs    []jose.SignatureAlgorithm
 	leeway        time.Duration
+	minRemaining  time.Duration  // sidecar.min_remaining (lifetime.go)
+	mapWarn       rateLimited    // detail.go
+	xhealth       exchangeHealth // misconfig.go
 	maxTokenBytes int
 	now           func() time.Time
 	minter        *keySet
@@ -131,6 +135,8 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, outerOnl
 		callers:       map[string]bool{},
 		introspector:  opts.Introspector,
 		exchanger:     opts.Exchanger,
+		mapWarn:       rateLimited{interval: logEvery},
+		xhealth:       exchangeHealth{logged: rateLimited{interval: logEvery}},
 		metrics:       m,
 		log:           log,
 	}
@@ -139,6 +145,7 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, outerOnl
 	}
 	if sc := cat.Sidecar; sc != nil {
 		v.leeway = max(sc.Leeway, 0) // the catalog applies the default
+		v.minRemaining = max(sc.MinRemaining, 0)
 		if sc.MaxTokenBytes > 0 {
 			v.maxTokenBytes = sc.MaxTokenBytes
 		}
@@ -296,28 +303,43 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Re
 		return nil, invalid(ReasonNotCaller, errOuterOnly)
 	}
 	if v.introspector != nil && !looksLikeJWS(token) {
-		return v.verifyOpaque(ctx, token, now)
+		return withSource(SourceIntrospection)(v.verifyOpaque(ctx, token, now))
 	}
 	p := new(parsed)
 	if f := parseToken(token, p); f != nil {
 		return nil, f
 	}
 	if p.claims.Issuer == v.minterIssuer {
-		return v.verifyMinterOuter(ctx, token, p, now)
+		return withSource(SourceMinter)(v.verifyMinterOuter(ctx, token, p, now))
 	}
 	tv := v.trustFor(p.claims.Issuer)
 	if tv == nil {
-		return nil, invalid(ReasonUnknownIssuer, nil)
+		return nil, invalid(ReasonUnknownIssuer, v.unknownIssuer(p.claims.Issuer))
 	}
+	return withSource(tv.t.Name)(v.verifyFromTrust(ctx, token, p, tv, now))
+}
+
+// verifyFromTrust verifies an outer token of the JWKS trust tv and its
+// inner token for this API.
+func (v *Verifier) verifyFromTrust(ctx context.Context, token string, p *parsed, tv *trustVerifier, now time.Time) (*Result, *Failure) {
 	if f := v.verifyTrust(ctx, p, tv, now); f != nil {
 		return nil, f
 	}
-	inner, found, err := innerAt(p.members, tv.claim, v.api.Name)
+	obj, _, err := embeddedMap(p.members, tv.claim)
 	if err != nil {
 		return nil, invalid(ReasonEmbeddedType, err)
 	}
+	inner, found := "", false
+	if obj != nil {
+		if inner, found, err = innerToken(obj, v.api.Name); err != nil {
+			return nil, invalid(ReasonEmbeddedType, err)
+		}
+	}
 	if !v.api.Exposed {
 		return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
+	}
+	if obj == nil && v.exchanger == nil && p.claims.covers(v.api.Scopes) {
+		return nil, v.noEmbeddedMap(tv.t.Name, tv.claim, p.members)
 	}
 	return v.innerFrom(ctx, token, &p.claims, inner, found, tv.t.Name, now)
 }
@@ -355,7 +377,7 @@ func (v *Verifier) VerifyOuter(ctx context.Context, token string) (*Claims, erro
 	}
 	tv := v.trustFor(p.claims.Issuer)
 	if tv == nil {
-		return nil, invalid(ReasonUnknownIssuer, nil)
+		return nil, invalid(ReasonUnknownIssuer, v.unknownIssuer(p.claims.Issuer))
 	}
 	if f := v.verifyTrust(ctx, p, tv, v.now()); f != nil {
 		return nil, f
@@ -418,10 +440,10 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*Claims, *Fail
 func (v *Verifier) verifyTrust(ctx context.Context, p *parsed, tv *trustVerifier, now time.Time) *Failure {
 	alg := jose.SignatureAlgorithm(p.header.Alg)
 	if !slices.Contains(tv.t.Algorithms, alg) {
-		return invalid(ReasonAlgNotAllowed, nil)
+		return invalid(ReasonAlgNotAllowed, differs("alg", p.header.Alg, true, algNames(tv.t.Algorithms)))
 	}
 	if !slices.Contains(tv.typ, p.header.normTyp()) {
-		return invalid(ReasonTyp, nil)
+		return invalid(ReasonTyp, differs("typ", p.header.Typ, p.header.HasTyp, tv.typ))
 	}
 	if f := v.checkSignature(ctx, p, tv.keys, alg); f != nil {
 		return f
@@ -435,10 +457,10 @@ func (v *Verifier) verifyTrust(ctx context.Context, p *parsed, tv *trustVerifier
 		return f
 	}
 	if c.Subject == "" || c.ID == "" || c.ClientID == "" || !c.HasScopeClaim {
-		return invalid(ReasonMissingClaim, errors.New("an access token needs sub, jti, client_id and scope or scp"))
+		return invalid(ReasonMissingClaim, missingClaims(c))
 	}
 	if len(tv.t.Audience) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(tv.t.Audience, a) }) {
-		return invalid(ReasonAudience, nil)
+		return invalid(ReasonAudience, audDiffers(c.Audience, tv.t.Audience))
 	}
 	return nil
 }
@@ -449,10 +471,10 @@ func (v *Verifier) verifyTrust(ctx context.Context, p *parsed, tv *trustVerifier
 func (v *Verifier) checkMinter(ctx context.Context, p *parsed, now time.Time) *Failure {
 	alg := jose.SignatureAlgorithm(p.header.Alg)
 	if !slices.Contains(v.minterAlgs, alg) {
-		return invalid(ReasonAlgNotAllowed, nil)
+		return invalid(ReasonAlgNotAllowed, differs("alg", p.header.Alg, true, algNames(v.minterAlgs)))
 	}
 	if p.header.normTyp() != typAccessToken {
-		return invalid(ReasonTyp, nil)
+		return invalid(ReasonTyp, differs("typ", p.header.Typ, p.header.HasTyp, []string{typAccessToken}))
 	}
 	if f := v.checkSignature(ctx, p, v.minter, alg); f != nil {
 		return f
@@ -487,7 +509,12 @@ func (v *Verifier) verifyMinterOuter(ctx context.Context, token string, p *parse
 		if !v.api.Exposed {
 			return nil, insufficient(ReasonNotExposed, descNotExposed, v.api.Scopes)
 		}
-		return v.result(token, c, c, SourceDirect), nil
+		if f := v.tooSoon(c.Expiry, now); f != nil {
+			return nil, f
+		}
+		r := v.result(token, c, c, SourceDirect)
+		v.cacheUntil(r, time.Time{})
+		return r, nil
 	}
 	if !v.callers[aud] {
 		return nil, invalid(ReasonNotCaller, nil)
@@ -507,6 +534,9 @@ func (v *Verifier) verifyMinterOuter(ctx context.Context, token string, p *parse
 // as subject tokens.
 func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Claims, inner string, found bool, source string, now time.Time) (*Result, *Failure) {
 	exchange := v.exchanger != nil && source != SourceMinter
+	if f := v.tooSoon(outer.Expiry, now); f != nil {
+		return nil, f // an exchanged token would expire with the outer one
+	}
 	if !found {
 		if !outer.covers(v.api.Scopes) {
 			return nil, insufficient(ReasonNoScope, descNoScope, v.api.Scopes)
@@ -527,7 +557,25 @@ func (v *Verifier) innerFrom(ctx context.Context, outerToken string, outer *Clai
 		f.Inner = true
 		return nil, f
 	}
-	return v.result(inner, outer, &ic, source), nil
+	exp, state, f := v.checkChain(inner, &ic, exchange, now)
+	switch {
+	case f != nil:
+		return nil, f
+	case state == chainRefresh:
+		r, xf := v.exchange(ctx, outerToken, outer, source, ReasonInnerExpired)
+		if xf == nil || xf.Status < http.StatusInternalServerError || !v.stillValid(exp, now) {
+			return r, xf
+		}
+		// The endpoint is down (or refuses this sidecar: logged, counted,
+		// not ready), but nothing has expired yet: forward the embedded
+		// token, uncached (the next request tries again).
+		r = v.result(inner, outer, &ic, source)
+		r.Expiry = now
+		return r, nil
+	}
+	r := v.result(inner, outer, &ic, source)
+	v.cacheUntil(r, exp)
+	return r, nil
 }
 
 // resultBlock is a Result and its claims in one allocation: what the
@@ -580,7 +628,7 @@ func (v *Verifier) checkInner(ctx context.Context, inner string, outer *Claims, 
 	}
 	ic := p.claims
 	if ic.Audience[0] != v.api.Audience {
-		return Claims{}, invalid(ReasonAudience, nil)
+		return Claims{}, invalid(ReasonAudience, audDiffers(ic.Audience, v.innerAud))
 	}
 	if ic.Subject != outer.Subject || ic.ClientID != outer.ClientID {
 		return Claims{}, invalid(ReasonSubjectMismatch, nil)
