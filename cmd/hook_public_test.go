@@ -45,7 +45,7 @@ func freeLoopback(t *testing.T) string {
 // refused by check and by the hook with the block's position.
 func TestHookWithoutPublicListener(t *testing.T) {
 	needs := writeFiles(t, map[string]string{
-		"c.hcl":           strings.NewReplacer("  public_listen = \"127.0.0.1:0\"\n", "", "ACTIVE", "k1", "KEY", "secret-key").Replace(hookTestHCL),
+		"c.hcl":           strings.NewReplacer("  public_listen = \"127.0.0.1:0\"\n", "", "ACTIVE", "k1", "KEY", "secret-key-0123456789").Replace(hookTestHCL),
 		"keys/k1.key.pem": pemKey(t), "keys/k2.key.pem": pemKey(t),
 	})
 	for _, args := range [][]string{{"check", "--config", needs}, {"hook", "--config", needs}} {
@@ -61,7 +61,7 @@ func TestHookWithoutPublicListener(t *testing.T) {
 		"  public_listen = \"127.0.0.1:0\"\n", "  generic = true\n",
 		`listen        = "127.0.0.1:0"`, `listen        = "`+private+`"`,
 		`admin_listen  = "127.0.0.1:0"`, `admin_listen  = "`+admin+`"`,
-		"ACTIVE", "k1", "KEY", "secret-key").Replace(hookTestHCL)
+		"ACTIVE", "k1", "KEY", "secret-key-0123456789").Replace(hookTestHCL)
 	dir := writeFiles(t, map[string]string{"c.hcl": src, "keys/k1.key.pem": pemKey(t), "keys/k2.key.pem": pemKey(t), "jwks.json": `{"keys":[]}`})
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr lockedBuffer
@@ -77,13 +77,14 @@ func TestHookWithoutPublicListener(t *testing.T) {
 	var resp *http.Response
 	for i := 0; i < 100; i++ {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+private+"/hooks/generic", strings.NewReader(body))
-		req.Header.Set("X-Embedtoken-Key", "secret-key")
+		req.Header.Set("X-Embedtoken-Key", "secret-key-0123456789")
 		var err error
 		if resp, err = http.DefaultClient.Do(req); err == nil {
 			break
 		}
 		select {
 		case err := <-done:
+			done <- nil // for the deferred wait
 			t.Fatalf("hook exited: %v: %s", err, stderr.String())
 		case <-time.After(50 * time.Millisecond):
 		}
