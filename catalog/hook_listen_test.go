@@ -33,7 +33,7 @@ exchange_client "c" {
 `
 	const hook = `hook {
   listen  = "127.0.0.1:4457"
-  api_key = env("K", "k")
+  api_key = env("K", "k-0123456789abcdef")
 }
 `
 	tests := []struct {
