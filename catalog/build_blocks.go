@@ -64,6 +64,7 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 	if present(rs.UpstreamRange) {
 		checkURL(rs.Upstream, rs.UpstreamRange, "upstream", d)
 	}
+	buildSidecarListeners(rs, s, d)
 	s.AdminListen = DefaultSidecarAdminListen
 	if rs.AdminListen != nil {
 		s.AdminListen = ""
