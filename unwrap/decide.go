@@ -66,4 +66,3 @@ func (s *Sidecar) decide(w http.ResponseWriter, r *http.Request, ri *requestInfo
 	}
 	return true
 }
-
