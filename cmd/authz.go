@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"net/http"
 	"sync/atomic"
 
@@ -10,11 +11,28 @@ import (
 	"github.com/embedtoken/embedtoken/unwrap"
 )
 
+// AuthzGRPC builds the handler of a sidecar's authz_grpc_listen (Envoy's
+// ext_authz over gRPC, served over HTTP/2) for the sidecar that current
+// returns at each call. The embedtoken binary links none: the gRPC and
+// Envoy types would cost every command their start-up time and memory.
+// The embedtoken-envoy binary (cmd/embedtoken-envoy) passes
+// extauthz.Handler through WithAuthzGRPC.
+type AuthzGRPC func(current func() *unwrap.Sidecar) http.Handler
+
+type authzGRPCKey struct{}
+
+// WithAuthzGRPC returns ctx carrying f, for Run: a binary's main links the
+// gRPC decision service this way, and only that binary pays for it.
+func WithAuthzGRPC(ctx context.Context, f AuthzGRPC) context.Context {
+	return context.WithValue(ctx, authzGRPCKey{}, f)
+}
+
 // authzServers are the sidecar's decision listeners (DESIGN.md "Behind
-// gateways and meshes"): the HTTP decision endpoints on authz_listen, with
-// the sidecar's tls block like the proxy. Each request goes to the current
-// sidecar, so a reload covers them; shutdown drains them with the others.
-func authzServers(cfg *catalog.Sidecar, cur *atomic.Pointer[unwrap.Sidecar], log *zap.Logger, maxHeaderBytes int) []*server {
+// gateways and meshes"): the HTTP decision endpoints on authz_listen, and
+// Envoy's gRPC ext_authz on authz_grpc_listen (HTTP/2: h2c, or TLS with
+// the sidecar's tls block). Each request goes to the current sidecar, so a
+// reload covers them; shutdown drains them with the others.
+func authzServers(ctx context.Context, cfg *catalog.Sidecar, cur *atomic.Pointer[unwrap.Sidecar], log *zap.Logger, maxHeaderBytes int) ([]*server, error) {
 	var servers []*server
 	if cfg.AuthzListen != "" {
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -23,5 +41,16 @@ func authzServers(cfg *catalog.Sidecar, cur *atomic.Pointer[unwrap.Sidecar], log
 		servers = append(servers, &server{name: "authz", addr: cfg.AuthzListen, tls: cfg.TLS,
 			srv: newHTTPServer(h, log, maxHeaderBytes)})
 	}
-	return servers
+	if cfg.AuthzGRPCListen != "" {
+		f, _ := ctx.Value(authzGRPCKey{}).(AuthzGRPC)
+		if f == nil {
+			return nil, &configError{msg: "authz_grpc_listen is served by the embedtoken-envoy binary (the gRPC and Envoy types stay out of embedtoken): run `embedtoken-envoy sidecar`, or use authz_listen with Envoy's HTTP ext_authz"}
+		}
+		srv := newHTTPServer(f(cur.Load), log, maxHeaderBytes)
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP2(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+		servers = append(servers, &server{name: "authz-grpc", addr: cfg.AuthzGRPCListen, tls: cfg.TLS, srv: srv, h2: true})
+	}
+	return servers, nil
 }

@@ -26,6 +26,7 @@ type server struct {
 	srv  *http.Server
 	tls  *catalog.TLS // optional
 	ln   net.Listener
+	h2   bool // HTTP/2 only (gRPC): TLS offers h2 by ALPN
 }
 
 // newHTTPServer returns an http.Server with the timeouts every listener of
@@ -61,6 +62,9 @@ func listen(servers []*server) error {
 					o.ln.Close()
 				}
 				return fmt.Errorf("tls for %s: %w", s.name, err)
+			}
+			if s.h2 {
+				cfg.NextProtos = []string{"h2"}
 			}
 			ln = tls.NewListener(ln, cfg)
 		}

@@ -55,7 +55,11 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		servers = append(servers, &server{name: "sidecar", addr: cfg.Listen, tls: cfg.TLS,
 			srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())})
 	}
-	servers = append(servers, authzServers(cfg, &cur, log, sc.ListenerMaxHeaderBytes())...)
+	authz, err := authzServers(ctx, cfg, &cur, log, sc.ListenerMaxHeaderBytes())
+	if err != nil {
+		return err
+	}
+	servers = append(servers, authz...)
 	if cfg.AdminListen != "" {
 		ready := func() bool { return cur.Load().Ready() }
 		servers = append(servers, &server{name: "admin", addr: cfg.AdminListen,

@@ -9,7 +9,7 @@
 sidecar {
   api               = "orders"
   authz_listen      = "127.0.0.1:8442"   # /authz/forward and /authz/envoy/<path>
-  # authz_grpc_listen = "127.0.0.1:8443" # Envoy ext_authz v3 over gRPC
+  # Envoy's gRPC ext_authz: deploy/sidecar/orders-envoy.hcl (embedtoken-envoy).
   admin_listen      = "127.0.0.1:9901"
   leeway            = "30s"
   public_paths      = ["/healthz"]
