@@ -32,6 +32,7 @@ run() {
 # per worker) takes a few seconds of the budget.
 run unwrap FuzzRequest 35
 run unwrap FuzzVerify 25
+run unwrap FuzzAuthz 10
 run mint FuzzHook 20
 run catalog FuzzLoad 20
 run internal/strictjson FuzzAgainstReference 15
