@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // authzSidecar runs the shipped decision-only sidecar
@@ -98,6 +100,21 @@ func TestEnvoyHTTPShaped(t *testing.T) {
 		if r.status != 400 || r.errCode != "invalid_request" {
 			t.Errorf("status %d error %q", r.status, r.errCode)
 		}
+	})
+	t.Run("reload covers the decision listener", func(t *testing.T) {
+		if r := ask(t, "GET", "/orders/status", ""); r.status != 401 {
+			t.Fatalf("before: status %d", r.status)
+		}
+		st.edit(t, filepath.Join("sidecars", "orders-authz.hcl"), func(src string) string {
+			return setAttr(t, src, "public_paths", `["/healthz", "/orders/status"]`)
+		})
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 15*time.Second, "the reloaded public path", func() bool {
+			r := ask(t, "GET", "/orders/status", "")
+			return r.status == 200 && r.header.Get("Authorization") == ""
+		})
 	})
 	if n := metricValue(t, st.client, "http://"+admin+"/metrics", `embedtoken_sidecar_requests_total{outcome="allowed",reason="ok"}`); n != 1 {
 		t.Errorf("allowed decisions counted: %v, want 1", n)
