@@ -11,13 +11,13 @@ import (
 	"github.com/embedtoken/embedtoken/unwrap"
 )
 
-// AuthzGRPC builds the handler of a sidecar's authz_grpc_listen (Envoy's
-// ext_authz over gRPC, served over HTTP/2) for the sidecar that current
-// returns at each call. The embedtoken binary links none: the gRPC and
-// Envoy types would cost every command their start-up time and memory.
-// The embedtoken-envoy binary (cmd/embedtoken-envoy) passes
-// extauthz.Handler through WithAuthzGRPC.
-type AuthzGRPC func(current func() *unwrap.Sidecar) http.Handler
+// AuthzGRPC builds the server of a sidecar's authz_grpc_listen (Envoy's
+// ext_authz over gRPC) for the sidecar that current returns at each call.
+// The embedtoken binary links none: the gRPC and Envoy types would cost
+// every command their start-up time and memory. The embedtoken-envoy
+// binary (cmd/embedtoken-envoy) passes extauthz.NewServer through
+// WithAuthzGRPC.
+type AuthzGRPC func(current func() *unwrap.Sidecar) Server
 
 type authzGRPCKey struct{}
 
@@ -29,8 +29,8 @@ func WithAuthzGRPC(ctx context.Context, f AuthzGRPC) context.Context {
 
 // authzServers are the sidecar's decision listeners (DESIGN.md "Behind
 // gateways and meshes"): the HTTP decision endpoints on authz_listen, and
-// Envoy's gRPC ext_authz on authz_grpc_listen (HTTP/2: h2c, or TLS with
-// the sidecar's tls block). Each request goes to the current sidecar, so a
+// Envoy's gRPC ext_authz on authz_grpc_listen (gRPC's own HTTP/2 server:
+// h2c, or TLS with the sidecar's tls block). Each request goes to the current sidecar, so a
 // reload covers them; shutdown drains them with the others.
 func authzServers(ctx context.Context, cfg *catalog.Sidecar, cur *atomic.Pointer[unwrap.Sidecar], log *zap.Logger, maxHeaderBytes int) ([]*server, error) {
 	var servers []*server
@@ -46,11 +46,7 @@ func authzServers(ctx context.Context, cfg *catalog.Sidecar, cur *atomic.Pointer
 		if f == nil {
 			return nil, &configError{msg: "authz_grpc_listen is served by the embedtoken-envoy binary (the gRPC and Envoy types stay out of embedtoken): run `embedtoken-envoy sidecar`, or use authz_listen with Envoy's HTTP ext_authz"}
 		}
-		srv := newHTTPServer(f(cur.Load), log, maxHeaderBytes)
-		srv.Protocols = new(http.Protocols)
-		srv.Protocols.SetHTTP2(true)
-		srv.Protocols.SetUnencryptedHTTP2(true)
-		servers = append(servers, &server{name: "authz-grpc", addr: cfg.AuthzGRPCListen, tls: cfg.TLS, srv: srv, h2: true})
+		servers = append(servers, &server{name: "authz-grpc", addr: cfg.AuthzGRPCListen, tls: cfg.TLS, srv: f(cur.Load), h2: true})
 	}
 	return servers, nil
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,6 +231,31 @@ func TestEnvoyGRPC(t *testing.T) {
 		if r := check(t, req); r.GetOkResponse() == nil {
 			t.Errorf("got %v", r)
 		}
+	})
+	t.Run("CPU per warm decision (measured, logged)", func(t *testing.T) {
+		// Not a timed assertion: the sidecar's CPU time (from /proc) over
+		// n sequential decisions, gRPC against HTTP /authz/envoy/, logged
+		// for BENCHMARKS.md.
+		const n = 2000
+		req := envoyCheck("GET", "/orders/1", bearer)
+		hreq, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/authz/envoy/orders/1", nil)
+		hreq.Header.Set("Authorization", "Bearer "+outer)
+		per := func(f func()) time.Duration {
+			c0 := cpuTime(p.cmd.Process.Pid)
+			for range n {
+				f()
+			}
+			return (cpuTime(p.cmd.Process.Pid) - c0) / n
+		}
+		grpcCPU := per(func() { check(t, req) })
+		httpCPU := per(func() {
+			resp, err := st.client.Do(hreq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		})
+		t.Logf("sidecar CPU per warm decision over %d sequential calls: gRPC Check %s, HTTP /authz/envoy/ %s", n, grpcCPU, httpCPU)
 	})
 	if n := metricValue(t, st.client, "http://"+admin+"/metrics", `embedtoken_sidecar_requests_total{outcome="allowed",reason="ok"}`); n < 3 {
 		t.Errorf("allowed decisions counted: %v", n)

@@ -11,12 +11,14 @@ import (
 	"syscall"
 
 	"github.com/embedtoken/embedtoken/cmd"
+	"github.com/embedtoken/embedtoken/unwrap"
 	"github.com/embedtoken/embedtoken/unwrap/extauthz"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cmd.Exit(cmd.Run(cmd.WithAuthzGRPC(ctx, extauthz.Handler), os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	authz := func(cur func() *unwrap.Sidecar) cmd.Server { return extauthz.NewServer(cur) }
+	code := cmd.Exit(cmd.Run(cmd.WithAuthzGRPC(ctx, authz), os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
 	stop()
 	os.Exit(code)
 }
