@@ -73,6 +73,7 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 		}
 		s.UpstreamHost = *rs.UpstreamHost
 	}
+	buildSidecarListeners(rs, s, d)
 	s.AdminListen = DefaultSidecarAdminListen
 	if rs.AdminListen != nil {
 		s.AdminListen = ""

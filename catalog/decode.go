@@ -94,8 +94,10 @@ type rawTLS struct {
 
 type rawSidecar struct {
 	API             string      `hcl:"api"`
-	Listen          string      `hcl:"listen"`
-	Upstream        string      `hcl:"upstream"`
+	Listen          string      `hcl:"listen,optional"`
+	Upstream        string      `hcl:"upstream,optional"`
+	AuthzListen     *string     `hcl:"authz_listen,optional"`
+	AuthzGRPCListen *string     `hcl:"authz_grpc_listen,optional"`
 	AdminListen     *string     `hcl:"admin_listen,optional"`
 	Leeway          *string     `hcl:"leeway,optional"`
 	MaxTokenBytes   *int        `hcl:"max_token_bytes,optional"`
@@ -115,6 +117,8 @@ type rawSidecar struct {
 	ListenRange   hcl.Range `hcl:"listen,attr_value_range"`
 	UpstreamRange hcl.Range `hcl:"upstream,attr_value_range"`
 	AdminRange    hcl.Range `hcl:"admin_listen,attr_value_range"`
+	AuthzRange    hcl.Range `hcl:"authz_listen,attr_value_range"`
+	AuthzGRPCRng  hcl.Range `hcl:"authz_grpc_listen,attr_value_range"`
 	LeewayRange   hcl.Range `hcl:"leeway,attr_value_range"`
 	MaxTokRange   hcl.Range `hcl:"max_token_bytes,attr_value_range"`
 	PublicRange   hcl.Range `hcl:"public_paths,attr_value_range"`

@@ -210,9 +210,15 @@ type TLS struct {
 
 // Sidecar is the sidecar block.
 type Sidecar struct {
-	API      string
+	API string
+	// Listen and Upstream are the proxy's; both empty in a decision-only
+	// sidecar (one with an authz listener).
 	Listen   string
 	Upstream string
+	// AuthzListen serves the HTTP decision endpoints (forward auth, Envoy
+	// HTTP ext_authz); AuthzGRPCListen Envoy's gRPC ext_authz. Empty: off.
+	AuthzListen     string
+	AuthzGRPCListen string
 	// AdminListen is where /healthz, /readyz and /metrics are served:
 	// DefaultSidecarAdminListen when not configured, empty when turned off.
 	AdminListen     string

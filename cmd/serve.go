@@ -23,11 +23,21 @@ import (
 type server struct {
 	name string // "public", "private", "admin", "sidecar": for logs
 	addr string
-	srv  *http.Server
+	srv  Server
 	tls  *catalog.TLS // optional
 	ln   net.Listener
+	h2   bool // HTTP/2 only (gRPC): TLS offers h2 by ALPN
 
 	setting string // "sidecar.listen": names the setting in errors; if empty, name
+}
+
+// Server is what serve runs on a bound listener: an *http.Server, or
+// another protocol's server (gRPC) with the same life cycle. Serve returns
+// nil or http.ErrServerClosed once Shutdown or Close was called.
+type Server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // newHTTPServer returns an http.Server with the timeouts every listener of
@@ -63,6 +73,9 @@ func listen(servers []*server) error {
 					o.ln.Close()
 				}
 				return fmt.Errorf("tls for %s: %w", s.name, err)
+			}
+			if s.h2 {
+				cfg.NextProtos = []string{"h2"}
 			}
 			ln = tls.NewListener(ln, cfg)
 		}

@@ -53,8 +53,16 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		cur.Load().Handler().ServeHTTP(w, r)
 	})
 	cfg := cat.Sidecar
-	servers := []*server{{name: "sidecar", setting: "sidecar.listen", addr: cfg.Listen, tls: cfg.TLS,
-		srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())}}
+	var servers []*server
+	if cfg.Listen != "" {
+		servers = append(servers, &server{name: "sidecar", setting: "sidecar.listen", addr: cfg.Listen, tls: cfg.TLS,
+			srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())})
+	}
+	authz, err := authzServers(ctx, cfg, &cur, log, sc.ListenerMaxHeaderBytes())
+	if err != nil {
+		return err
+	}
+	servers = append(servers, authz...)
 	if cfg.AdminListen != "" {
 		notReady := func() error { return cur.Load().NotReady() }
 		servers = append(servers, &server{name: "admin", setting: "sidecar.admin_listen", addr: cfg.AdminListen,
@@ -117,8 +125,8 @@ func (r *reloader) reload(ctx context.Context) *catalog.Catalog {
 		r.log.Error("reload failed; keeping the running configuration", zap.Error(err))
 		return nil
 	}
-	if o, n := old.Sidecar, cat.Sidecar; o.Listen != n.Listen || o.AdminListen != n.AdminListen || o.MaxTokenBytes != n.MaxTokenBytes || (o.TLS == nil) != (n.TLS == nil) {
-		r.log.Warn("listen, admin_listen, max_token_bytes and tls change only on restart")
+	if o, n := old.Sidecar, cat.Sidecar; o.Listen != n.Listen || o.AdminListen != n.AdminListen || o.AuthzListen != n.AuthzListen || o.AuthzGRPCListen != n.AuthzGRPCListen || o.MaxTokenBytes != n.MaxTokenBytes || (o.TLS == nil) != (n.TLS == nil) {
+		r.log.Warn("listen, authz_listen, authz_grpc_listen, admin_listen, max_token_bytes and tls change only on restart")
 	}
 	sc, err := newSidecar(cat, r.log, r.reg)
 	if err != nil {

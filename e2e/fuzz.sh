@@ -35,6 +35,7 @@ run unwrap FuzzVerify 20
 # Differential: the sidecar's path and method decision against Go's
 # ServeMux and Python-style routers.
 run unwrap FuzzRouteDecision 15
+run unwrap FuzzAuthz 10
 run mint FuzzHook 20
 run catalog FuzzLoad 15
 run internal/strictjson FuzzAgainstReference 15

@@ -71,61 +71,18 @@ func (s *Sidecar) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// serve is DESIGN.md's "Sidecar behaviour": path rules, public paths, the
-// bearer token, verification, route scopes, then the proxy.
+// serve is DESIGN.md's "Sidecar behaviour": the decision (decide.go),
+// then the proxy.
 func (s *Sidecar) serve(w http.ResponseWriter, r *http.Request) {
 	ri := infoFrom(r.Context())
-	if headerBlockSize(r) > s.MaxHeaderBytes() {
-		s.fail(w, r, ri, &Failure{Status: http.StatusRequestHeaderFieldsTooLarge, Code: codeHeadersTooLarge,
-			Description: "the request header block is over max_token_bytes + 8 KiB", Reason: ReasonHeadersTooLarge})
+	if !s.decide(w, r, ri) {
 		return
 	}
-	raw, decoded, ok := rawPath(r)
-	if !ok {
-		s.fail(w, r, ri, badRequest(ReasonBadPath))
-		return
+	reason := ReasonOK
+	if ri.public {
+		reason = ReasonPublic
 	}
-	if hasQueryToken(r.URL.RawQuery) {
-		s.fail(w, r, ri, badRequest(ReasonQueryToken))
-		return
-	}
-	if s.public[raw] || s.public[decoded] {
-		ri.public = true
-		s.forward(w, r, ri, ReasonPublic)
-		return
-	}
-	token, f := bearer(r.Header)
-	if f != nil {
-		s.fail(w, r, ri, f)
-		return
-	}
-	// A cached token was a b64token when it was verified: only a miss
-	// needs the (per byte) syntax check, before anything else.
-	var key cacheKey
-	res, hit := s.verifier.cached(token, &key)
-	var err error
-	if !hit {
-		if !isB64Token(token) {
-			s.fail(w, r, ri, badRequest(ReasonMalformedHeader))
-			return
-		}
-		res, err = s.verifier.verifyUncached(r.Context(), token, &key)
-	}
-	if err != nil {
-		s.failToken(w, r, ri, asFailure(err), token)
-		return
-	}
-	ri.access.source, ri.access.cached = res.Source, hit
-	if f := s.checkRoutes(r, raw, decoded, res.InnerClaims); f != nil {
-		s.fail(w, r, ri, f)
-		return
-	}
-	ri.authz = res.authz
-	if ce := s.log.Check(zapcore.DebugLevel, "verified"); ce != nil {
-		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldIssuer, res.Source),
-			zap.String(fieldJTI, res.InnerClaims.ID), zap.Bool(fieldCached, hit))
-	}
-	s.forward(w, r, ri, ReasonOK)
+	s.forward(w, r, ri, reason)
 }
 
 // checkRoutes applies every route whose prefix matches the raw or decoded

@@ -37,6 +37,9 @@ type Sidecar struct {
 	metrics   *metrics
 	log       *zap.Logger
 	access    *zap.Logger // nil: no access log (accesslog.go)
+
+	// authzHandler serves the decision endpoints (authz.go).
+	authzHandler http.Handler
 }
 
 // New builds the sidecar that the catalog's sidecar block describes. It
@@ -57,8 +60,10 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 	if api == nil {
 		return nil, fmt.Errorf("sidecar api %q is not declared", name)
 	}
+	// A decision-only sidecar has no upstream; its proxy handler is never
+	// served (and would answer 502).
 	up, err := url.Parse(cfg.Upstream)
-	if err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {
+	if cfg.Upstream != "" && (err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "") {
 		return nil, fmt.Errorf("sidecar upstream %q is not an http(s) URL", cfg.Upstream)
 	}
 	log := opts.logger().Named("unwrap").With(zap.String(fieldAPI, api.Name))
@@ -101,6 +106,7 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 		BufferPool:     copyBuffers,
 	}
 	s.handler = s.middleware(http.HandlerFunc(s.serve))
+	s.authzHandler = s.middleware(http.HandlerFunc(s.serveAuthz))
 	return s, nil
 }
 

@@ -75,7 +75,11 @@ if [ "${SKIP_MINT:-}" != 1 ]; then
 fi
 
 echo "== load (loadbench)"
+# The gateway suite (nginx alone vs nginx + auth_request -> embedtoken)
+# runs when nginx is installed (e2e/nginx/install.sh).
+nginx=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
 "$bin/loadbench" -embedtoken "$bin/embedtoken" ${o2p:+-oauth2-proxy "$o2p"} -repo "$repo" -out "$out" \
+	-suites "proxy,hook${nginx:+,gateway}" ${nginx:+-nginx "$nginx"} \
 	-rounds "${ROUNDS:-5}" -duration "${DURATION:-10s}" \
 	-hook-rounds "${HOOK_ROUNDS:-3}" -hook-duration "${HOOK_DURATION:-5s}" 2>"$out/loadbench.log" ||
 	{ tail -30 "$out/loadbench.log"; exit 1; }

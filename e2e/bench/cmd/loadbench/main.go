@@ -68,6 +68,7 @@ type config struct {
 	hookDuration time.Duration
 	serverCPU    string
 	loadCPU      string
+	nginx        string
 }
 
 func run(args []string) error {
@@ -77,7 +78,8 @@ func run(args []string) error {
 	fs.StringVar(&c.oauth2proxy, "oauth2-proxy", "", "oauth2-proxy binary (optional: without it that peer is skipped)")
 	fs.StringVar(&c.repo, "repo", ".", "repository root (for hcl/catalog.hcl)")
 	fs.StringVar(&c.out, "out", "", "folder for results.json, summary.md and logs (default: a new temporary folder)")
-	fs.StringVar(&c.suites, "suites", "proxy,hook", "what to run: proxy, hook, or both")
+	fs.StringVar(&c.suites, "suites", "proxy,hook", "what to run: proxy, hook, gateway (needs -nginx), or several")
+	fs.StringVar(&c.nginx, "nginx", "", "nginx binary with auth_request, for the gateway suite")
 	fs.IntVar(&c.rounds, "rounds", 5, "rounds of the proxy configurations")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time of each proxy run")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
@@ -142,6 +144,11 @@ func run(args []string) error {
 			return err
 		}
 	}
+	if strings.Contains(c.suites, "gateway") && c.nginx != "" {
+		if err := gatewaySuite(&c, rep, w, self, work, logs); err != nil {
+			return err
+		}
+	}
 	if strings.Contains(c.suites, "hook") {
 		if err := hookSuite(&c, rep, w, work, logs); err != nil {
 			return err
@@ -154,7 +161,7 @@ func run(args []string) error {
 	if err := os.WriteFile(filepath.Join(c.out, "results.json"), b, 0o644); err != nil {
 		return err
 	}
-	summary := rep.markdown()
+	summary := rep.markdown() + rep.gatewayMarkdown()
 	if err := os.WriteFile(filepath.Join(c.out, "summary.md"), []byte(summary), 0o644); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ type report struct {
 	OuterTokenBytes int      `json:"outer_token_bytes"`
 	Proxy           []sample `json:"proxy"`
 	Hook            []sample `json:"hook"`
+	Gateway         []sample `json:"gateway,omitempty"`
 }
 
 // spread is min / median / max.

@@ -1,0 +1,15 @@
+minter {
+  issuer     = "https://minter.test"
+  jwks_url   = "https://minter.test/jwks.json"
+  algorithms = ["EdDSA"]
+}
+
+api "orders" {
+  audience = "https://orders.test"
+  scopes   = ["orders:read"]
+}
+
+sidecar {
+  api      = "orders"
+  upstream = "http://127.0.0.1:8080"
+}

@@ -1,0 +1,217 @@
+// Package extauthz serves Envoy's external authorization API
+// (envoy.service.auth.v3.Authorization, ext_authz over gRPC) and the gRPC
+// health service for an unwrap.Sidecar: DESIGN.md's authz_grpc_listen.
+//
+// It is a package of its own, linked only into the embedtoken-envoy binary
+// (cmd/embedtoken-envoy): the gRPC and Envoy types it imports register
+// thousands of protobuf descriptors at start-up, which every other command
+// of embedtoken would otherwise pay for. It imports unwrap and the Envoy
+// and gRPC packages; nothing imports it but that binary.
+package extauthz
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/embedtoken/embedtoken/unwrap"
+)
+
+// maxMessageBytes bounds a CheckRequest: far above any header block that
+// the sidecar accepts (max_token_bytes + 8 KiB, at most 1 MiB + 8 KiB),
+// whose own limit answers larger ones with 431.
+const maxMessageBytes = 2 << 20
+
+// Server is the gRPC server of authz_grpc_listen: Envoy's
+// Authorization/Check and grpc.health.v1.Health/Check, both answered by
+// the sidecar that current returns at the time of each call (so a reload
+// covers them). Health is SERVING once the sidecar is ready. It runs on
+// gRPC's own HTTP/2 transport: served through net/http (ServeHTTP) a
+// decision cost about three times the CPU.
+type Server struct{ g *grpc.Server }
+
+// NewServer returns the Server; it starts nothing.
+func NewServer(current func() *unwrap.Sidecar) *Server {
+	g := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxHeaderListSize(maxMessageBytes))
+	authv3.RegisterAuthorizationServer(g, &authorization{current: current})
+	healthpb.RegisterHealthServer(g, &health{current: current})
+	return &Server{g: g}
+}
+
+// Serve serves gRPC on ln until Shutdown or Close; it then returns nil.
+func (s *Server) Serve(ln net.Listener) error { return s.g.Serve(ln) }
+
+// Shutdown stops accepting and waits for the calls in flight, until ctx
+// is done; then it stops them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.g.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.g.Stop()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close stops at once.
+func (s *Server) Close() error {
+	s.g.Stop()
+	return nil
+}
+
+// authorization is envoy.service.auth.v3.Authorization.
+type authorization struct {
+	authv3.UnimplementedAuthorizationServer
+	current func() *unwrap.Sidecar
+}
+
+// Check decides about attributes.request.http: its method, its path (the
+// request target with the query, not decoded) and its headers, exactly as
+// the proxy would.
+func (a *authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	d := a.current().Decide(ctx, h.GetMethod(), h.GetPath(), h.GetHost(), requestHeader(h))
+	return response(d), nil
+}
+
+// requestHeader turns Envoy's header map (lower-case names; repeated
+// headers joined with ","), or its header_map when Envoy sends raw header
+// values, into an http.Header. Pseudo-headers (":path"...) are dropped:
+// method, path and host come from their own fields. A name that is not a
+// valid header name is dropped. Two names that differ only in case become
+// two values of one header, which the decision refuses where it matters
+// (several Authorization headers: 400).
+func requestHeader(h *authv3.AttributeContext_HttpRequest) http.Header {
+	out := make(http.Header, len(h.GetHeaders())+len(h.GetHeaderMap().GetHeaders()))
+	add := func(k, v string) {
+		if k == "" || k[0] == ':' || !validName(k) {
+			return
+		}
+		ck := http.CanonicalHeaderKey(k)
+		out[ck] = append(out[ck], v)
+	}
+	keys := make([]string, 0, len(h.GetHeaders()))
+	for k := range h.GetHeaders() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // a stable order for the values of one name
+	for _, k := range keys {
+		add(k, h.GetHeaders()[k])
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		v := hv.GetValue()
+		if v == "" {
+			v = string(hv.GetRawValue())
+		}
+		add(hv.GetKey(), v)
+	}
+	return out
+}
+
+// validName reports whether s is an RFC 9110 token.
+func validName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// response is the CheckResponse of a decision: OkHttpResponse that sets
+// authorization (overwriting the client's) and x-request-id and removes
+// the headers the upstream must not see; or DeniedHttpResponse with the
+// proxy's status, headers and body, and the gRPC code of that status.
+func response(d *unwrap.Decision) *authv3.CheckResponse {
+	if d.Allowed() {
+		ok := &authv3.OkHttpResponse{}
+		for _, name := range []string{"Authorization", "X-Request-Id"} {
+			if v := d.Header.Get(name); v != "" {
+				ok.Headers = append(ok.Headers, overwrite(name, v))
+			}
+		}
+		for _, name := range d.Remove {
+			ok.HeadersToRemove = append(ok.HeadersToRemove, strings.ToLower(name))
+		}
+		return &authv3.CheckResponse{
+			Status:       &rpcstatus.Status{Code: int32(codes.OK)},
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		}
+	}
+	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)}, Body: string(d.Body)}
+	names := make([]string, 0, len(d.Header))
+	for k := range d.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for _, v := range d.Header[k] {
+			denied.Headers = append(denied.Headers, overwrite(k, v))
+		}
+	}
+	return &authv3.CheckResponse{
+		Status:       &rpcstatus.Status{Code: int32(code(d.Status)), Message: http.StatusText(d.Status)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
+	}
+}
+
+func overwrite(name, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: strings.ToLower(name), Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// code is the gRPC status of a refusal's HTTP status.
+func code(status int) codes.Code {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestHeaderFieldsTooLarge:
+		return codes.InvalidArgument
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	}
+	return codes.Internal
+}
+
+// health is grpc.health.v1.Health: SERVING once the current sidecar's key
+// sets were loaded (its readiness), for the service "" and for
+// envoy.service.auth.v3.Authorization.
+type health struct {
+	healthpb.UnimplementedHealthServer
+	current func() *unwrap.Sidecar
+}
+
+func (h *health) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	switch req.GetService() {
+	case "", authv3.Authorization_ServiceDesc.ServiceName:
+	default:
+		return nil, status.Error(codes.NotFound, "unknown service")
+	}
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if h.current().Ready() {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	return &healthpb.HealthCheckResponse{Status: st}, nil
+}
