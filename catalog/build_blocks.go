@@ -49,6 +49,7 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 		UpstreamTimeout: duration(rs.UpstreamTimeout, rs.UpTimeRange, "upstream_timeout", DefaultUpstreamTimeout, 0, time.Hour, d),
 		ShutdownTimeout: duration(rs.ShutdownTimeout, rs.ShutRange, "shutdown_timeout", DefaultShutdownTimeout, 0, 10*time.Minute, d),
 		TLS:             l.buildTLS(rs.TLS, f, d),
+		Limits:          sidecarLimits(rs, d),
 	}
 	api := cat.API(rs.API)
 	if api == nil && present(rs.APIRange) {
@@ -240,11 +241,12 @@ func (l *loader) checkOptionalFile(p string, rng hcl.Range, what string, d *diag
 
 func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d *diagnostics) *Hook {
 	h := &Hook{
-		Listen:       rh.Listen,
-		APIKeyHeader: DefaultAPIKeyHeader,
-		Generic:      rh.Generic != nil && *rh.Generic,
-		Timeout:      duration(rh.Timeout, rh.TimeoutRange, "timeout", DefaultHookTimeout, 0, 10*time.Second, d),
-		TLS:          l.buildTLS(rh.TLS, f, d),
+		Listen:         rh.Listen,
+		APIKeyHeader:   DefaultAPIKeyHeader,
+		Generic:        rh.Generic != nil && *rh.Generic,
+		Timeout:        duration(rh.Timeout, rh.TimeoutRange, "timeout", DefaultHookTimeout, 0, 10*time.Second, d),
+		TLS:            l.buildTLS(rh.TLS, f, d),
+		MaxConnections: count(rh.MaxConns, rh.MaxConnRange, "max_connections", DefaultMaxConnections, 1, MaxMaxConnections, d),
 	}
 	if present(rh.ListenRange) {
 		checkListen(rh.Listen, rh.ListenRange, "listen", d)

@@ -225,6 +225,7 @@ type Sidecar struct {
 	StripHeaders    []string
 	Routes          []Route
 	TLS             *TLS
+	Limits
 }
 
 // Trust is a trust block: an issuer whose access tokens are accepted as
@@ -271,6 +272,9 @@ type Hook struct {
 	Generic      bool
 	Timeout      time.Duration
 	TLS          *TLS
+	// MaxConnections bounds the open connections of each of the hook's
+	// public and private listeners (see Limits).
+	MaxConnections int
 }
 
 // ExchangeClient is an exchange_client block: who may use the token
