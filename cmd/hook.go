@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/internal/netlimit"
 	"github.com/embedtoken/embedtoken/mint"
 )
 
@@ -48,13 +49,17 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	h := cat.Hook
 	hopts := &mint.HandlerOptions{Logger: log, Metrics: metrics}
 	servers := []*server{
-		{name: "private", addr: h.Listen, tls: h.TLS, srv: newHTTPServer(mint.NewHookHandler(rt.cur.Load, hopts), log, 0)},
-		{name: "public", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(publicHandler(rt.cur.Load, hopts), log, 0)},
-		{name: "admin", addr: h.AdminListen, srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
+		{name: "private", addr: h.Listen, tls: h.TLS, maxConns: h.MaxConnections,
+			srv: newHTTPServer(netlimit.RefuseAtOnce(mint.NewHookHandler(rt.cur.Load, hopts)), log, 0)},
+		{name: "public", addr: h.PublicListen, tls: h.TLS, maxConns: h.MaxConnections,
+			srv: newHTTPServer(netlimit.RefuseAtOnce(publicHandler(rt.cur.Load, hopts)), log, 0)},
+		{name: "admin", addr: h.AdminListen, maxConns: adminMaxConnections,
+			srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
 	}
 	if err := listen(servers); err != nil {
 		return err
 	}
+	registerConnections(reg, servers)
 	rt.listen = [3]string{h.Listen, h.PublicListen, h.AdminListen}
 
 	wctx, stop := context.WithCancel(ctx)

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/internal/netlimit"
 )
 
 // server is one listener of a long-running command.
@@ -26,6 +27,10 @@ type server struct {
 	srv  *http.Server
 	tls  *catalog.TLS // optional
 	ln   net.Listener
+	// maxConns bounds the open connections (see limitListener); zero
+	// means catalog.DefaultMaxConnections.
+	maxConns int
+	limit    *netlimit.Listener
 }
 
 // newHTTPServer returns an http.Server with the timeouts every listener of
@@ -53,6 +58,7 @@ func listen(servers []*server) error {
 			}
 			return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
 		}
+		ln = s.limitListener(ln)
 		if s.tls != nil {
 			cfg, err := serverTLS(s.tls)
 			if err != nil {

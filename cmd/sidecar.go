@@ -50,16 +50,17 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		cur.Load().Handler().ServeHTTP(w, r)
 	})
 	cfg := cat.Sidecar
-	servers := []*server{{name: "sidecar", addr: cfg.Listen, tls: cfg.TLS,
+	servers := []*server{{name: "sidecar", addr: cfg.Listen, tls: cfg.TLS, maxConns: cfg.MaxConnections,
 		srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())}}
 	if cfg.AdminListen != "" {
 		ready := func() bool { return cur.Load().Ready() }
-		servers = append(servers, &server{name: "admin", addr: cfg.AdminListen,
+		servers = append(servers, &server{name: "admin", addr: cfg.AdminListen, maxConns: adminMaxConnections,
 			srv: newHTTPServer(adminHandler(reg, ready), log, 0)})
 	}
 	if err := listen(servers); err != nil {
 		return err
 	}
+	registerConnections(reg, servers)
 	log.Info("sidecar starting", zap.String("api", cfg.API), zap.String("upstream", cfg.Upstream),
 		zap.Int("apis", len(cat.APIs)), zap.Int("trusts", len(cat.Trusts)), zap.Bool("exchange", cat.Exchange != nil))
 
@@ -114,8 +115,8 @@ func (r *reloader) reload(ctx context.Context) *catalog.Catalog {
 		r.log.Error("reload failed; keeping the running configuration", zap.Error(err))
 		return nil
 	}
-	if o, n := old.Sidecar, cat.Sidecar; o.Listen != n.Listen || o.AdminListen != n.AdminListen || o.MaxTokenBytes != n.MaxTokenBytes || (o.TLS == nil) != (n.TLS == nil) {
-		r.log.Warn("listen, admin_listen, max_token_bytes and tls change only on restart")
+	if o, n := old.Sidecar, cat.Sidecar; o.Listen != n.Listen || o.AdminListen != n.AdminListen || o.MaxTokenBytes != n.MaxTokenBytes || (o.TLS == nil) != (n.TLS == nil) || o.MaxConnections != n.MaxConnections {
+		r.log.Warn("listen, admin_listen, max_token_bytes, max_connections and tls change only on restart")
 	}
 	sc, err := newSidecar(cat, r.log, r.reg)
 	if err != nil {
