@@ -60,6 +60,7 @@ func (s *Sidecar) middleware(next http.Handler) http.Handler {
 				// The panic value is not logged: it could hold request data.
 				s.log.Error("panic serving request", zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(ReasonPanic)))
 				s.metrics.request(outcomeInternal, ReasonPanic)
+				refuseNow(w, r)
 				writeJSONError(w, http.StatusInternalServerError, ri.id, codeServerError, descServerError)
 			}
 		}()
@@ -154,6 +155,15 @@ func containsFold(list []string, s string) bool {
 // h2c upgrade is refused by forwarding a clone without it (RFC 9110 lets a
 // server ignore Upgrade).
 func (s *Sidecar) forward(w http.ResponseWriter, r *http.Request, ri *requestInfo, reason Reason) {
+	if !s.inFlight.enter() {
+		s.shed(w, r, ri)
+		return
+	}
+	s.limits.inFlight.Inc()
+	defer func() {
+		s.limits.inFlight.Dec()
+		s.inFlight.leave()
+	}()
 	if isH2CUpgrade(r.Header) {
 		r = r.Clone(r.Context())
 		r.Header.Del("Upgrade")
@@ -192,6 +202,7 @@ func (s *Sidecar) fail(w http.ResponseWriter, r *http.Request, ri *requestInfo, 
 		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(f.Reason)),
 			zap.Int(fieldStatus, f.Status), zap.String(fieldMethod, r.Method))
 	}
+	refuseNow(w, r)
 	writeFailure(w, s.api.Name, ri.id, f)
 }
 
@@ -216,6 +227,7 @@ func (s *Sidecar) failToken(w http.ResponseWriter, r *http.Request, ri *requestI
 		}
 		ce.Write(fields...)
 	}
+	refuseNow(w, r)
 	writeFailure(w, s.api.Name, ri.id, f)
 }
 
@@ -365,6 +377,7 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if ce := s.log.Check(lvl, "upstream failed"); ce != nil {
 		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(reason)), zap.Int(fieldStatus, status), zap.Error(err))
 	}
+	refuseNow(w, r) // the rest of a request body is not read
 	writeJSONError(w, status, ri.id, code, desc)
 }
 

@@ -34,6 +34,8 @@ type Sidecar struct {
 	proxy     *httputil.ReverseProxy
 	handler   http.Handler
 	metrics   *metrics
+	limits    *limitMetrics
+	inFlight  gate // max_requests
 	log       *zap.Logger
 }
 
@@ -68,7 +70,12 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 	if err != nil {
 		return nil, err
 	}
+	lm, err := newLimitMetrics(opts.registerer())
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	s := &Sidecar{
+		limits:   lm,
 		api:      api,
 		cfg:      cfg,
 		verifier: v,
@@ -81,13 +88,21 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}
+	s.inFlight.max = int64(cfg.MaxRequests)
+	if s.inFlight.max <= 0 {
+		s.inFlight.max = catalog.DefaultMaxRequests
+	}
 	s.transport = opts.UpstreamTransport
 	if s.transport == nil {
 		timeout := cfg.UpstreamTimeout
 		if timeout <= 0 {
 			timeout = catalog.DefaultUpstreamTimeout
 		}
-		s.transport = upstreamTransport(timeout)
+		idle := cfg.UpstreamIdleTimeout
+		if idle <= 0 {
+			idle = catalog.DefaultUpstreamIdleTimeout
+		}
+		s.transport = upstreamTransport(timeout, idle, s.onIdleTimeout)
 	}
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite:        s.rewrite,
@@ -153,13 +168,17 @@ func (b *bufferPool) Put(buf []byte) {
 
 // upstreamTransport is tuned for one busy upstream: Go's default keeps 2
 // idle connections per host, which costs about a third of the throughput.
-func upstreamTransport(timeout time.Duration) *http.Transport {
+// timeout bounds the wait for response headers; idle bounds every pause
+// on a connection (idleConn), and onIdle is called when it cuts one. Idle
+// pooled connections are closed just before idle would cut them.
+func upstreamTransport(timeout, idle time.Duration, onIdle func()) *http.Transport {
+	dial := (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return &http.Transport{
 		Proxy:                 nil, // never a proxy from the environment
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           idleDialer(dial, idle, timeout, onIdle),
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       min(90*time.Second, idle-idle/16),
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: timeout,
