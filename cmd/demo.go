@@ -175,7 +175,7 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 		return nil, err
 	}
 	d.cat = demoCatalog(base, mk, minterKey, publicURL+mint.JWKSPath, issuerJWKS, d.apiKey, introspectURL, exchangeSecret)
-	subjects, err := newSubjectVerifier(d.cat, log, nil)
+	subjects, err := newSubjectVerifier(d.cat, log, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 		if withExchange {
 			sc.Exchange = &catalog.Exchange{TokenURL: publicURL + mint.TokenEndpointPath, ClientID: demoExchangeClient, Secret: catalog.NewSecret(exchangeSecret)}
 		}
-		s, err := newSidecar(sc, log.Named(k), nil)
+		s, err := newSidecar(sc, log.Named(k), nil, nil)
 		if err != nil {
 			return nil, fmt.Errorf("sidecar %s: %w", k, err)
 		}

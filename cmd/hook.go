@@ -14,6 +14,7 @@ import (
 	"github.com/embedtoken/embedtoken/catalog"
 	"github.com/embedtoken/embedtoken/internal/netlimit"
 	"github.com/embedtoken/embedtoken/mint"
+	"github.com/embedtoken/embedtoken/unwrap"
 )
 
 // runHook runs the issuer plugin: the private listener (the issuer's hooks),
@@ -35,7 +36,7 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt := &hookRuntime{configs: configs, log: log, metrics: metrics, reg: reg}
+	rt := &hookRuntime{configs: configs, log: log, metrics: metrics, reg: reg, sources: unwrap.NewKeySources()}
 	rt.reloads = newReloadCounter()
 	reg.MustRegister(rt.reloads)
 	m, subjects, err := rt.build(cat)
@@ -137,6 +138,7 @@ type hookRuntime struct {
 	reloads *prometheus.CounterVec
 	cur     atomic.Pointer[mint.Minter]
 	listen  [3]string
+	sources *unwrap.KeySources // the subject verifiers' key sets, kept across reloads
 
 	mu       sync.Mutex
 	subjects *subjectVerifier // of cur; nil without exchange_client blocks
@@ -149,7 +151,7 @@ func (rt *hookRuntime) build(cat *catalog.Catalog) (*mint.Minter, *subjectVerifi
 	var subjects *subjectVerifier
 	if len(cat.ExchangeClients) > 0 {
 		var err error
-		if subjects, err = newSubjectVerifier(cat, rt.log, rt.reg); err != nil {
+		if subjects, err = newSubjectVerifier(cat, rt.log, rt.reg, rt.sources); err != nil {
 			return nil, nil, err
 		}
 		opts.Subjects = subjects

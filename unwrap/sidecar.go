@@ -193,6 +193,10 @@ func (v *Verifier) Start(ctx context.Context) {
 	v.startOnce.Do(func() {
 		ctx, v.stop = context.WithCancel(ctx)
 		for _, ks := range v.keySets() {
+			if v.sources != nil {
+				v.sources.start(ks) // runs until its last holder is closed
+				continue
+			}
 			v.wg.Add(1)
 			go func() {
 				defer v.wg.Done()
@@ -212,13 +216,24 @@ func (v *Verifier) Ready() bool {
 	return true
 }
 
-// Close stops the key set refreshers and waits for them.
+// Close stops the key set refreshers, waits for them and closes their idle
+// connections. Key sets shared through Options.KeySources stop only when
+// no other Verifier holds them.
 func (v *Verifier) Close() {
 	v.startOnce.Do(func() {})
 	if v.stop != nil {
 		v.stop()
 	}
 	v.wg.Wait()
+	v.closeOnce.Do(func() {
+		if v.sources != nil {
+			v.sources.release(v)
+			return
+		}
+		for _, ks := range v.keySets() {
+			ks.client.CloseIdleConnections()
+		}
+	})
 }
 
 // Start loads the key sets and keeps them fresh; see Verifier.Start.
@@ -260,4 +275,6 @@ type lifecycle struct {
 	startOnce sync.Once
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
+	sources   *KeySources // nil: the key sets are the Verifier's own
+	closeOnce sync.Once
 }
