@@ -43,4 +43,3 @@ func registerConnections(reg prometheus.Registerer, servers []*server) {
 		}, func() float64 { return float64(l.Limit()) }))
 	}
 }
-
