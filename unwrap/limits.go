@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/embedtoken/embedtoken/catalog"
 	"github.com/embedtoken/embedtoken/internal/netlimit"
 )
 
@@ -20,9 +21,9 @@ import (
 // already in flight to the upstream (503 temporarily_unavailable).
 const ReasonMaxRequests Reason = "max_requests"
 
-// reasonIdleTimeout is the log reason of an upstream exchange aborted by
-// upstream_idle_timeout.
-const reasonIdleTimeout = "upstream_idle_timeout"
+// ReasonIdleTimeout is an upstream exchange aborted by
+// upstream_idle_timeout: a body paused longer.
+const ReasonIdleTimeout Reason = "upstream_idle_timeout"
 
 // limitMetrics are the collectors of the sidecar's resource bounds.
 type limitMetrics struct {
@@ -155,5 +156,63 @@ func (c *idleConn) timeout(err error) {
 func (s *Sidecar) onIdleTimeout() {
 	s.limits.idleTimeouts.Inc()
 	s.log.Warn("upstream exchange aborted: a body paused longer than upstream_idle_timeout",
-		zap.String(fieldReason, reasonIdleTimeout), zap.Duration(fieldLimit, s.cfg.UpstreamIdleTimeout))
+		zap.String(fieldReason, string(ReasonIdleTimeout)), zap.Duration(fieldLimit, s.cfg.UpstreamIdleTimeout))
+}
+
+// bodyIdle bounds the pauses of a client's request body being forwarded:
+// each read pushes the client connection's read deadline to
+// upstream_idle_timeout from now, so that a client that stops sending
+// frees the upstream connection (the Transport waits for the body before
+// it reports an upstream failure) instead of holding it until the
+// server's ReadTimeout. Deadlines move only when more than a sixteenth of
+// the bound off target.
+type bodyIdle struct {
+	rc       *http.ResponseController
+	idle     time.Duration
+	until time.Time
+	hit   atomic.Bool // a read failed at the deadline
+}
+
+func (s *Sidecar) newBodyIdle(w http.ResponseWriter) *bodyIdle {
+	idle := s.cfg.UpstreamIdleTimeout
+	if idle <= 0 {
+		idle = catalog.DefaultUpstreamIdleTimeout
+	}
+	return &bodyIdle{rc: http.NewResponseController(w), idle: idle}
+}
+
+// extend is called before each read of the body (by one goroutine).
+func (b *bodyIdle) extend() {
+	if b == nil {
+		return
+	}
+	now := time.Now()
+	if b.until.Sub(now) >= b.idle {
+		return
+	}
+	b.until = now.Add(b.idle + b.idle/16)
+	_ = b.rc.SetReadDeadline(b.until) // unsupported by recorders: the server's ReadTimeout stays
+}
+
+// expired reports whether the body read failed at its deadline: the
+// Transport's error need not wrap the read's, so reads record it (read).
+func (b *bodyIdle) expired() bool { return b != nil && b.hit.Load() }
+
+// read records a read error of the body.
+func (b *bodyIdle) read(err error) {
+	var ne net.Error
+	if b != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()) {
+		b.hit.Store(true)
+	}
+}
+
+// idleAbort answers an exchange aborted by upstream_idle_timeout before
+// any header was sent: 504, logged and counted.
+func (s *Sidecar) idleAbort(w http.ResponseWriter, ri *requestInfo) {
+	s.limits.idleTimeouts.Inc()
+	s.metrics.request(outcomeUpstream, ReasonIdleTimeout)
+	s.log.Warn("upstream exchange aborted: the request body paused longer than upstream_idle_timeout",
+		zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(ReasonIdleTimeout)), zap.Int(fieldStatus, http.StatusGatewayTimeout))
+	w.Header().Set("Connection", "close")
+	writeJSONError(w, http.StatusGatewayTimeout, ri.id, codeGatewayTimeout, descGatewayTimout)
 }

@@ -140,3 +140,48 @@ func TestGate(t *testing.T) {
 		t.Fatal("a slot freed by leave was not reusable")
 	}
 }
+
+// earlyTransport answers at once, without reading the request body.
+type earlyTransport struct{}
+
+func (earlyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusRequestEntityTooLarge, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+}
+
+// TestEarlyAnswerCloses: an upstream answer that comes before the client's
+// body was all forwarded is relayed with Connection: close, so that the
+// server does not first drain the rest of the body at the client's pace.
+func TestEarlyAnswerCloses(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	sc, err := New(e.cat, &Options{Now: e.clock.Now, UpstreamTransport: earlyTransport{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Start(t.Context())
+	defer sc.Close()
+	for !sc.Ready() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		name string
+		body bool
+		want string
+	}{{"body left", true, "close"}, {"no body", false, ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newReq("/orders", e.outer())
+			if tc.body {
+				r.Method = http.MethodPost
+				r.Body = io.NopCloser(strings.NewReader(strings.Repeat("x", 300)))
+				r.ContentLength = 300
+			}
+			rec := httptestRecorder()
+			sc.Handler().ServeHTTP(rec, r)
+			if rec.Code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("got %d, want the upstream's 413", rec.Code)
+			}
+			if got := rec.Header().Get("Connection"); got != tc.want {
+				t.Errorf("Connection: got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -30,6 +30,12 @@ type requestInfo struct {
 	// bodyErr is set when reading the client's request body failed while
 	// forwarding it (the transport reads it on its own goroutine).
 	bodyErr atomic.Bool
+	// bodyOpen is set while the client's request body is being forwarded
+	// and not read to its end (see modifyResponse).
+	bodyOpen atomic.Bool
+	// body bounds the pauses of the client's request body (limits.go);
+	// nil for requests without a body.
+	body *bodyIdle
 }
 
 type infoKey struct{}
@@ -160,6 +166,9 @@ func (s *Sidecar) forward(w http.ResponseWriter, r *http.Request, ri *requestInf
 		return
 	}
 	s.limits.inFlight.Inc()
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		ri.body = s.newBodyIdle(w)
+	}
 	defer func() {
 		s.limits.inFlight.Dec()
 		s.inFlight.leave()
@@ -294,6 +303,7 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if out.Body != nil && out.Body != http.NoBody {
 		out.Body = &clientBody{ReadCloser: out.Body, ri: ri}
+		ri.bodyOpen.Store(true)
 	}
 	// Trailers may not name a header the sidecar sets or removes.
 	for name := range out.Trailer {
@@ -322,8 +332,13 @@ type clientBody struct {
 var errClientBody = errors.New("reading the request body")
 
 func (b *clientBody) Read(p []byte) (int, error) {
+	b.ri.body.extend()
 	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.ri.bodyOpen.Store(false)
+	}
 	if err != nil && err != io.EOF {
+		b.ri.body.read(err)
 		b.ri.bodyErr.Store(true)
 		err = fmt.Errorf("%w: %w", errClientBody, err)
 	}
@@ -339,9 +354,15 @@ func setBySidecar(name string) bool {
 	return strings.HasPrefix(l, "x-forwarded-") || strings.ContainsRune(l, '_')
 }
 
-// modifyResponse keeps the sidecar's X-Request-Id as the only one.
+// modifyResponse keeps the sidecar's X-Request-Id as the only one. An
+// upstream that answers before the client's request body is all
+// forwarded gets its answer sent at once: with "Connection: close", so
+// that net/http does not first drain the rest at the client's pace.
 func modifyResponse(resp *http.Response) error {
 	resp.Header.Del("X-Request-Id")
+	if resp.Request != nil && infoFrom(resp.Request.Context()).bodyOpen.Load() {
+		resp.Header.Set("Connection", "close")
+	}
 	return nil
 }
 
@@ -352,6 +373,10 @@ func modifyResponse(resp *http.Response) error {
 func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ri := infoFrom(r.Context())
 	ri.failed = true
+	if ri.body.expired() {
+		s.idleAbort(w, ri)
+		return
+	}
 	if ri.bodyErr.Load() || errors.Is(err, errClientBody) {
 		if ce := s.log.Check(zapcore.DebugLevel, "request body unreadable"); ce != nil {
 			ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(ReasonBadBody)), zap.Error(err))
