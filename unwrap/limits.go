@@ -167,8 +167,8 @@ func (s *Sidecar) onIdleTimeout() {
 // server's ReadTimeout. Deadlines move only when more than a sixteenth of
 // the bound off target.
 type bodyIdle struct {
-	rc       *http.ResponseController
-	idle     time.Duration
+	rc    *http.ResponseController
+	idle  time.Duration
 	until time.Time
 	hit   atomic.Bool // a read failed at the deadline
 }
