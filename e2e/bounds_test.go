@@ -2,16 +2,20 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Resource bounds (DESIGN.md "Resource bounds"), through the real
@@ -347,4 +351,103 @@ func TestFaultBoundsSidecar(t *testing.T) {
 		t.Logf("50 SIGHUPs in %s: %d key set fetches, open descriptors %d -> %d", took.Round(time.Millisecond), extra, fds, fdsAfter)
 	})
 	a.p.stop(t)
+}
+
+// TestFaultBoundsHook: the hook's private listener and its exchange
+// endpoint refuse at once whatever the body does, the exchange throttles
+// brute force with 429, and reloads keep the subject verifier's key sets.
+func TestFaultBoundsHook(t *testing.T) {
+	issuer := newKeyServer(t, &advKey{kid: "hydra-1", alg: jose.RS256, priv: rsaKey(0)})
+	st := newStack(t, stackOptions{HydraIssuer: "http://" + issuer.addr})
+	secret := randomHex(t, 24)
+	st.setEnv("REPORTS_SIDECAR_SECRET=" + secret)
+	st.addFile(t, "reports.hcl", reportsHCL)
+	st.startHook(t)
+	metrics := "http://" + st.hookAddr.admin + "/metrics"
+	basicAuth := func(id, secret string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+	}
+
+	t.Run("refusals do not wait for a trickled body", func(t *testing.T) {
+		trickled(t, "hook private listener, no API key", 10, st.hookAddr.private,
+			"POST /hooks/hydra HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 300\r\n\r\n", http.StatusUnauthorized)
+		// 3 wrong secrets: failures the brute-force count below includes.
+		trickled(t, "exchange endpoint, wrong secret", 3, st.hookAddr.public,
+			"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nAuthorization: "+basicAuth(reportsClient, "wrong")+
+				"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 300\r\n\r\n", http.StatusUnauthorized)
+	})
+
+	t.Run("brute force gets 429 after 10 failures", func(t *testing.T) {
+		post := func(secret string) (int, http.Header, string) {
+			req, _ := http.NewRequest(http.MethodPost, "http://"+st.hookAddr.public+"/oauth2/token",
+				strings.NewReader("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", basicAuth(reportsClient, secret))
+			resp, err := st.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, resp.Header, string(b)
+		}
+		var first429 int
+		for i := 1; i <= 20 && first429 == 0; i++ {
+			code, h, body := post("wrong")
+			switch code {
+			case http.StatusUnauthorized:
+				if strings.Contains(body, "use HTTP Basic") {
+					t.Errorf("Basic was used, yet the answer says %s", body)
+				}
+			case http.StatusTooManyRequests:
+				first429 = i
+				if h.Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+			default:
+				t.Fatalf("wrong secret %d: got %d %s", i, code, body)
+			}
+		}
+		// 3 failures came from the trickle subtest: the 8th attempt here is
+		// the 11th in the minute.
+		if first429 != 8 {
+			t.Errorf("first 429 at attempt %d here (+3 earlier failures), want after 10 failures", first429)
+		}
+		if code, _, _ := post(secret); code != http.StatusTooManyRequests {
+			t.Errorf("the right secret while throttled: got %d, want 429", code)
+		}
+		logged := strings.Count(st.hook.log(), "token exchange client authentication failed")
+		if logged > 10 {
+			t.Errorf("%d failure lines for 10 failures in a burst: want them rate-limited", logged)
+		}
+		t.Logf("exchange brute force: 401 for the first 10 failures in the minute, then 429 with Retry-After (also for the right secret); %d failure lines logged; throttled counter %v",
+			logged, metricValue(t, st.client, metrics, `embedtoken_exchange_requests_total{outcome="throttled"}`))
+	})
+
+	t.Run("50 SIGHUPs refetch nothing and leak no descriptor", func(t *testing.T) {
+		reloads := func() float64 { return metricValue(t, st.client, metrics, `embedtoken_hook_reloads_total{result="ok"}`) }
+		st.client.CloseIdleConnections()
+		time.Sleep(500 * time.Millisecond)
+		fetches := issuer.hits.Load()
+		fds := openFDs(st.hook.cmd.Process.Pid)
+		for i := range 50 {
+			n := reloads()
+			if err := st.hook.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, fmt.Sprintf("hook reload %d", i+1), func() bool { return reloads() > n })
+		}
+		st.client.CloseIdleConnections()
+		time.Sleep(500 * time.Millisecond)
+		extra := issuer.hits.Load() - fetches
+		fdsAfter := openFDs(st.hook.cmd.Process.Pid)
+		if extra != 0 {
+			t.Errorf("50 hook reloads fetched the trust's key set %d times, want 0", extra)
+		}
+		if fds >= 0 && fdsAfter > fds+2 {
+			t.Errorf("open descriptors grew from %d to %d over 50 reloads", fds, fdsAfter)
+		}
+		t.Logf("hook, 50 SIGHUPs: %d key set fetches at the trust's JWKS server, open descriptors %d -> %d", extra, fds, fdsAfter)
+	})
+	st.stopAll(t)
 }
