@@ -133,3 +133,25 @@ func (p *KeySources) Len() int {
 	defer p.mu.Unlock()
 	return len(p.sets)
 }
+
+// CloseIdleConnections closes the idle connections of the introspection
+// endpoints: a replaced configuration leaves none behind.
+func (in *introspection) CloseIdleConnections() {
+	for _, t := range in.trusts {
+		t.endpoint.client.CloseIdleConnections()
+	}
+}
+
+// CloseIdleConnections closes the idle connections of the exchange
+// endpoint.
+func (x *exchangeClient) CloseIdleConnections() { x.endpoint.client.CloseIdleConnections() }
+
+// closeIdle closes the idle connections of the verifier's fallbacks
+// (introspection, exchange) when they hold any.
+func (v *Verifier) closeIdle() {
+	for _, f := range []any{v.introspector, v.exchanger} {
+		if c, ok := f.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+}

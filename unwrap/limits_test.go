@@ -185,3 +185,47 @@ func TestEarlyAnswerCloses(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkUpstreamConn reads 4 KiB chunks from a loopback connection,
+// plain and wrapped in idleConn: idle/plain is the cost of
+// upstream_idle_timeout on the response body path.
+func BenchmarkUpstreamConn(b *testing.B) {
+	for _, name := range []string{"plain", "idle"} {
+		b.Run(name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+			raw, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			var c net.Conn = raw
+			if name == "idle" {
+				c = &idleConn{Conn: raw, idle: time.Minute, wait: time.Minute, slack: time.Minute / 16}
+			}
+			defer c.Close()
+			buf := make([]byte, 4<<10)
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

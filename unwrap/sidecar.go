@@ -226,6 +226,7 @@ func (v *Verifier) Close() {
 	}
 	v.wg.Wait()
 	v.closeOnce.Do(func() {
+		v.closeIdle()
 		if v.sources != nil {
 			v.sources.release(v)
 			return
