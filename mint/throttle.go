@@ -57,17 +57,14 @@ type authThrottle struct {
 	overflow  failWindow
 	lastSweep time.Time
 
-	// rate limit of the failure log
-	logStart   time.Time
-	logged     int
-	suppressed int
+	logs logLimiter // of the failure lines
 }
 
 func newAuthThrottle(now func() time.Time) *authThrottle {
 	if now == nil {
 		now = time.Now
 	}
-	return &authThrottle{now: now, clients: map[string]*failWindow{}, addrs: map[netip.Prefix]*failWindow{}}
+	return &authThrottle{now: now, clients: map[string]*failWindow{}, addrs: map[netip.Prefix]*failWindow{}, logs: logLimiter{now: now}}
 }
 
 // retryAfter returns how long the client id or the address stays throttled,
@@ -158,20 +155,38 @@ func (w *failWindow) blocked(now time.Time) time.Duration {
 
 // logAllowed reports whether a failure line may be logged now and how many
 // were suppressed since the last one.
-func (t *authThrottle) logAllowed() (bool, int) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if now.Sub(t.logStart) >= failLogEvery || now.Before(t.logStart) {
-		t.logStart, t.logged = now, 0
+func (t *authThrottle) logAllowed() (bool, int) { return t.logs.allow() }
+
+// logLimiter lets failBurst lines a second through, so that a flood of
+// failures cannot flood the log; it counts the others. Safe for concurrent
+// use.
+type logLimiter struct {
+	now        func() time.Time
+	mu         sync.Mutex
+	start      time.Time
+	logged     int
+	suppressed int
+}
+
+// allow reports whether a line may be logged now and how many were
+// suppressed since the last one logged.
+func (l *logLimiter) allow() (bool, int) {
+	now := time.Now()
+	if l.now != nil {
+		now = l.now()
 	}
-	if t.logged >= failLogBurst {
-		t.suppressed++
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.start) >= failLogEvery || now.Before(l.start) {
+		l.start, l.logged = now, 0
+	}
+	if l.logged >= failLogBurst {
+		l.suppressed++
 		return false, 0
 	}
-	t.logged++
-	n := t.suppressed
-	t.suppressed = 0
+	l.logged++
+	n := l.suppressed
+	l.suppressed = 0
 	return true, n
 }
 
