@@ -425,7 +425,9 @@ func TestFaultBoundsHook(t *testing.T) {
 	})
 
 	t.Run("50 SIGHUPs refetch nothing and leak no descriptor", func(t *testing.T) {
-		reloads := func() float64 { return metricValue(t, st.client, metrics, `embedtoken_hook_reloads_total{result="ok"}`) }
+		reloads := func() float64 {
+			return metricValue(t, st.client, metrics, `embedtoken_hook_reloads_total{result="ok"}`)
+		}
 		st.client.CloseIdleConnections()
 		time.Sleep(500 * time.Millisecond)
 		fetches := issuer.hits.Load()
