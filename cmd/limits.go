@@ -21,6 +21,7 @@ func (s *server) limitListener(ln net.Listener) net.Listener {
 		n = catalog.DefaultMaxConnections
 	}
 	s.limit = netlimit.New(ln, n)
+	s.srv.ConnState = s.limit.ConnState // idle keep-alive connections make room when full
 	return s.limit
 }
 
@@ -41,5 +42,9 @@ func registerConnections(reg prometheus.Registerer, servers []*server) {
 			Name: "embedtoken_listener_max_connections", ConstLabels: labels,
 			Help: "The listener's max_connections: more connections wait in the kernel's backlog.",
 		}, func() float64 { return float64(l.Limit()) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "embedtoken_listener_idle_evictions_total", ConstLabels: labels,
+			Help: "Idle keep-alive connections closed to make room for a new one at max_connections.",
+		}, func() float64 { return float64(l.Evicted()) }))
 	}
 }

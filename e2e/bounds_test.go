@@ -315,6 +315,39 @@ func TestFaultBoundsSidecar(t *testing.T) {
 		}
 		t.Logf("max_connections %d: %d idle connections opened, the listener held %d; a request waited in the backlog; admin /metrics answered in %s; after 10 closed a request got %d",
 			maxConns, maxConns+5, maxConns, adminTook.Round(time.Millisecond), code)
+		for _, c := range idle {
+			c.Close()
+		}
+
+		// Idle keep-alive connections (one request each, then silent) fill
+		// the listener: a new client gets in by closing the idlest.
+		keep := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2 * maxConns}, Timeout: 5 * time.Second}
+		defer keep.CloseIdleConnections()
+		var wg sync.WaitGroup
+		for range maxConns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(http.MethodGet, a.url("/orders/1"), nil)
+				req.Header.Set("Authorization", "Bearer "+outer)
+				if resp, err := keep.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		waitFor(t, 5*time.Second, "the listener full of idle keep-alive connections", func() bool {
+			return metricValue(t, a.client, metrics, `embedtoken_listener_connections{listener="sidecar"}`) == maxConns
+		})
+		start = time.Now()
+		code, err = fresh(5 * time.Second)
+		took := time.Since(start)
+		if err != nil || code != http.StatusOK || took > 2*time.Second {
+			t.Errorf("with %d idle keep-alive connections: got %d %v after %s, want 200 at once", maxConns, code, err, took)
+		}
+		t.Logf("max_connections %d full of idle keep-alive connections: a new request got %d after %s (evictions %v)", maxConns, code,
+			took.Round(time.Millisecond), metricValue(t, a.client, metrics, `embedtoken_listener_idle_evictions_total{listener="sidecar"}`))
 	})
 
 	t.Run("50 SIGHUPs refetch nothing and leak no descriptor", func(t *testing.T) {

@@ -2,6 +2,7 @@ package netlimit
 
 import (
 	"net"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -78,4 +79,54 @@ func TestCloseWakesAccept(t *testing.T) {
 	if err := <-errc; err != net.ErrClosed {
 		t.Fatalf("got %v, want net.ErrClosed", err)
 	}
+}
+
+// TestEvictIdle: with every slot taken, a new connection gets in by
+// closing the connection idle the longest between two requests; an
+// active one is never closed for it.
+func TestEvictIdle(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := New(inner, 2)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	dial()
+	a := <-accepted
+	dial()
+	b := <-accepted
+	ln.ConnState(a, http.StateIdle)
+	ln.ConnState(b, http.StateActive)
+	dial()
+	c := <-accepted
+	if ln.Evicted() != 1 {
+		t.Fatalf("evicted: got %d, want 1", ln.Evicted())
+	}
+	if _, err := a.Write([]byte("x")); err == nil {
+		t.Error("the idle connection was not closed")
+	}
+	if _, err := b.Write([]byte("x")); err != nil {
+		t.Errorf("the active connection was closed: %v", err)
+	}
+	ln.ConnState(a, http.StateClosed)
+	c.Close()
+	b.Close()
 }
