@@ -130,3 +130,24 @@ func TestEvictIdle(t *testing.T) {
 	c.Close()
 	b.Close()
 }
+
+// BenchmarkConnState is what every keep-alive request adds: one
+// transition to active and one back to idle.
+func BenchmarkConnState(b *testing.B) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln := New(inner, 2048)
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		ln.ConnState(c, http.StateActive)
+		ln.ConnState(c, http.StateIdle)
+	}
+}
