@@ -158,6 +158,9 @@ func (rt *hookRuntime) build(cat *catalog.Catalog) (*mint.Minter, *subjectVerifi
 	}
 	m, err := mint.New(cat, opts)
 	if err != nil {
+		if subjects != nil {
+			subjects.Close() // releases its shared key sets
+		}
 		return nil, nil, err
 	}
 	if subjects != nil {

@@ -66,13 +66,13 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	v, err := newVerifier(cat, api, opts, false, m, log)
-	if err != nil {
-		return nil, err
-	}
 	lm, err := newLimitMetrics(opts.registerer())
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	v, err := newVerifier(cat, api, opts, false, m, log)
+	if err != nil {
+		return nil, err
 	}
 	s := &Sidecar{
 		limits:   lm,
