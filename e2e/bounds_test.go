@@ -321,22 +321,32 @@ func TestFaultBoundsSidecar(t *testing.T) {
 
 		// Idle keep-alive connections (one request each, then silent) fill
 		// the listener: a new client gets in by closing the idlest.
-		keep := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2 * maxConns}, Timeout: 5 * time.Second}
-		defer keep.CloseIdleConnections()
-		var wg sync.WaitGroup
+		waitFor(t, 5*time.Second, "the connections above closed", func() bool {
+			return metricValue(t, a.client, metrics, `embedtoken_listener_connections{listener="sidecar"}`) == 0
+		})
+		var kept []net.Conn
+		defer func() {
+			for _, c := range kept {
+				c.Close()
+			}
+		}()
 		for range maxConns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req, _ := http.NewRequest(http.MethodGet, a.url("/orders/1"), nil)
-				req.Header.Set("Authorization", "Bearer "+outer)
-				if resp, err := keep.Do(req); err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}()
+			c, err := net.DialTimeout("tcp", a.listen, 3*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept = append(kept, c)
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("keep-alive request: %v", err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
 		}
-		wg.Wait()
 		waitFor(t, 5*time.Second, "the listener full of idle keep-alive connections", func() bool {
 			return metricValue(t, a.client, metrics, `embedtoken_listener_connections{listener="sidecar"}`) == maxConns
 		})

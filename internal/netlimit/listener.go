@@ -49,8 +49,9 @@ func (l *Listener) ConnState(c net.Conn, st http.ConnState) {
 // connection to close.
 const evictEvery = 100 * time.Millisecond
 
-// acquire takes a slot, closing idle connections while the listener is
-// full; false means the listener was closed.
+// acquire takes a slot for a connection already accepted, closing idle
+// connections while the listener is full; false means the listener was
+// closed.
 func (l *Listener) acquire() bool {
 	for {
 		select {
@@ -94,21 +95,36 @@ func (l *Listener) evictIdle() {
 func (l *Listener) Evicted() int64 { return l.evicted.Load() }
 
 // Accept waits for a free slot, then accepts a connection. When every
-// slot is taken it first closes the connection idle the longest between
-// two requests (see ConnState), so that idle keep-alive connections cannot
-// lock new clients out. It returns net.ErrClosed once the listener is
-// closed.
+// slot is taken it accepts the next connection (one at most is held so,
+// unserved) and makes room for it by closing the connection idle the
+// longest between two requests (see ConnState), so that idle keep-alive
+// connections cannot lock new clients out; without an idle one it waits
+// for a slot. It returns net.ErrClosed once the listener is closed.
 func (l *Listener) Accept() (net.Conn, error) {
-	if !l.acquire() {
-		return nil, net.ErrClosed
+	select {
+	case l.sem <- struct{}{}:
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			return nil, err
+		}
+		return l.track(c), nil
+	default:
 	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.sem
 		return nil, err
 	}
+	if !l.acquire() {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	return l.track(c), nil
+}
+
+func (l *Listener) track(c net.Conn) net.Conn {
 	l.open.Add(1)
-	return &conn{Conn: c, l: l}, nil
+	return &conn{Conn: c, l: l}
 }
 
 // Close closes the listener and wakes an Accept waiting for a slot.

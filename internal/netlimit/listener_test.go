@@ -1,6 +1,7 @@
 package netlimit
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"testing"
@@ -76,7 +77,7 @@ func TestCloseWakesAccept(t *testing.T) {
 		errc <- err
 	}()
 	ln.Close()
-	if err := <-errc; err != net.ErrClosed {
+	if err := <-errc; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("got %v, want net.ErrClosed", err)
 	}
 }
