@@ -51,6 +51,7 @@ func (l *loader) buildSidecar(rs *rawSidecar, f *decodedFile, ctx *hcl.EvalConte
 		TLS:             l.buildTLS(rs.TLS, f, d),
 		AccessLog:       rs.AccessLog == nil || *rs.AccessLog,
 		MinRemaining:    duration(rs.MinRemaining, rs.MinRemRange, "min_remaining", 0, -1, time.Hour, d),
+		Limits:          sidecarLimits(rs, d),
 	}
 	api := cat.API(rs.API)
 	if api == nil && present(rs.APIRange) {
@@ -251,12 +252,13 @@ func (l *loader) checkOptionalFile(p string, rng hcl.Range, what string, d *diag
 
 func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d *diagnostics) *Hook {
 	h := &Hook{
-		Listen:       rh.Listen,
-		APIKeyHeader: DefaultAPIKeyHeader,
-		Generic:      rh.Generic != nil && *rh.Generic,
-		Okta:         rh.Okta != nil && *rh.Okta,
-		Timeout:      duration(rh.Timeout, rh.TimeoutRange, "timeout", DefaultHookTimeout, 0, 10*time.Second, d),
-		TLS:          l.buildTLS(rh.TLS, f, d),
+		Listen:         rh.Listen,
+		APIKeyHeader:   DefaultAPIKeyHeader,
+		Generic:        rh.Generic != nil && *rh.Generic,
+		Okta:           rh.Okta != nil && *rh.Okta,
+		Timeout:        duration(rh.Timeout, rh.TimeoutRange, "timeout", DefaultHookTimeout, 0, 10*time.Second, d),
+		TLS:            l.buildTLS(rh.TLS, f, d),
+		MaxConnections: count(rh.MaxConns, rh.MaxConnRange, "max_connections", DefaultMaxConnections, 1, MaxMaxConnections, d),
 	}
 	if present(rh.ListenRange) {
 		checkListen(rh.Listen, rh.ListenRange, "listen", d)

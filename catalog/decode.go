@@ -109,6 +109,12 @@ type rawSidecar struct {
 	UpstreamHost    *string     `hcl:"upstream_host,optional"`
 	AccessLog       *bool       `hcl:"access_log,optional"`
 	MinRemaining    *string     `hcl:"min_remaining,optional"`
+	MaxConns        *int        `hcl:"max_connections,optional"`
+	MaxRequests     *int        `hcl:"max_requests,optional"`
+	UpIdleTimeout   *string     `hcl:"upstream_idle_timeout,optional"`
+	MaxConnRange    hcl.Range   `hcl:"max_connections,attr_value_range"`
+	MaxReqRange     hcl.Range   `hcl:"max_requests,attr_value_range"`
+	UpIdleRange     hcl.Range   `hcl:"upstream_idle_timeout,attr_value_range"`
 	Routes          []*rawRoute `hcl:"route,block"`
 	TLS             []*rawTLS   `hcl:"tls,block"`
 	DefRange        hcl.Range   `hcl:",def_range"`
@@ -172,6 +178,8 @@ type rawHook struct {
 	Okta         *bool          `hcl:"okta,optional"`
 	Timeout      *string        `hcl:"timeout,optional"`
 	TLS          []*rawTLS      `hcl:"tls,block"`
+	MaxConns     *int           `hcl:"max_connections,optional"`
+	MaxConnRange hcl.Range      `hcl:"max_connections,attr_value_range"`
 	DefRange     hcl.Range      `hcl:",def_range"`
 
 	ListenRange  hcl.Range `hcl:"listen,attr_value_range"`

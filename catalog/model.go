@@ -242,6 +242,7 @@ type Sidecar struct {
 	// UpstreamHost is the Host header forwarded: UpstreamHostClient (the
 	// client's, the default) or UpstreamHostUpstream (the upstream URL's).
 	UpstreamHost string
+	Limits
 }
 
 // The values of sidecar.upstream_host.
@@ -295,6 +296,9 @@ type Hook struct {
 	Okta         bool // serve POST /hooks/okta (Okta token inline hook)
 	Timeout      time.Duration
 	TLS          *TLS
+	// MaxConnections bounds the open connections of each of the hook's
+	// public and private listeners (see Limits).
+	MaxConnections int
 }
 
 // ExchangeClient is an exchange_client block: who may use the token

@@ -38,7 +38,7 @@ func authzServers(ctx context.Context, cfg *catalog.Sidecar, cur *atomic.Pointer
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			cur.Load().AuthzHandler().ServeHTTP(w, r)
 		})
-		servers = append(servers, &server{name: "authz", setting: "sidecar.authz_listen", addr: cfg.AuthzListen, tls: cfg.TLS,
+		servers = append(servers, &server{name: "authz", setting: "sidecar.authz_listen", addr: cfg.AuthzListen, tls: cfg.TLS, maxConns: cfg.MaxConnections,
 			srv: newHTTPServer(h, log, maxHeaderBytes)})
 	}
 	if cfg.AuthzGRPCListen != "" {
@@ -46,7 +46,7 @@ func authzServers(ctx context.Context, cfg *catalog.Sidecar, cur *atomic.Pointer
 		if f == nil {
 			return nil, &configError{msg: "authz_grpc_listen is served by the embedtoken-envoy binary (the gRPC and Envoy types stay out of embedtoken): run `embedtoken-envoy sidecar`, or use authz_listen with Envoy's HTTP ext_authz"}
 		}
-		servers = append(servers, &server{name: "authz-grpc", setting: "sidecar.authz_grpc_listen", addr: cfg.AuthzGRPCListen, tls: cfg.TLS, srv: f(cur.Load), h2: true})
+		servers = append(servers, &server{name: "authz-grpc", setting: "sidecar.authz_grpc_listen", addr: cfg.AuthzGRPCListen, tls: cfg.TLS, maxConns: cfg.MaxConnections, srv: f(cur.Load), h2: true})
 	}
 	return servers, nil
 }

@@ -180,7 +180,7 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 		return nil, err
 	}
 	d.cat = demoCatalog(base, mk, minterKey, publicURL+mint.JWKSPath, issuerJWKS, d.apiKey, introspectURL, exchangeSecret)
-	subjects, err := newSubjectVerifier(d.cat, log, nil)
+	subjects, err := newSubjectVerifier(d.cat, log, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +230,7 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 		} else if demoFirstHop(d.cat.API(name)) {
 			sc.Exchange = &catalog.Exchange{TokenURL: publicURL + mint.TokenEndpointPath, ClientID: demoFirstHopClient, Secret: catalog.NewSecret(exchangeSecret)}
 		}
-		s, err := newSidecar(sc, log.Named(k), nil)
+		s, err := newSidecar(sc, log.Named(k), nil, nil)
 		if err != nil {
 			return nil, fmt.Errorf("sidecar %s: %w", k, err)
 		}

@@ -34,8 +34,8 @@ var _ mint.SubjectVerifier = (*subjectVerifier)(nil)
 // client of its introspection trusts when it declares any. It verifies
 // outer tokens only, so it loads no key set for the minter's own JWKS. It
 // starts nothing.
-func newSubjectVerifier(cat *catalog.Catalog, log *zap.Logger, reg prometheus.Registerer) (*subjectVerifier, error) {
-	opts := &unwrap.Options{Logger: log.Named("exchange"), Registerer: reg, OuterOnly: true}
+func newSubjectVerifier(cat *catalog.Catalog, log *zap.Logger, reg prometheus.Registerer, sources *unwrap.KeySources) (*subjectVerifier, error) {
+	opts := &unwrap.Options{Logger: log.Named("exchange"), Registerer: reg, OuterOnly: true, KeySources: sources}
 	var err error
 	if opts.Introspector, err = unwrap.NewIntrospector(cat, opts); err != nil {
 		return nil, fmt.Errorf("subject tokens: %w", err)

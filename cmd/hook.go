@@ -13,7 +13,9 @@ import (
 
 	"github.com/embedtoken/embedtoken/catalog"
 	"github.com/embedtoken/embedtoken/internal/httplog"
+	"github.com/embedtoken/embedtoken/internal/netlimit"
 	"github.com/embedtoken/embedtoken/mint"
+	"github.com/embedtoken/embedtoken/unwrap"
 )
 
 // runHook runs the issuer plugin: the private listener (the issuer's hooks),
@@ -37,7 +39,7 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt := &hookRuntime{configs: configs, log: log, metrics: metrics, reg: reg}
+	rt := &hookRuntime{configs: configs, log: log, metrics: metrics, reg: reg, sources: unwrap.NewKeySources()}
 	rt.reloads = newReloadCounter()
 	reg.MustRegister(rt.reloads)
 	m, subjects, err := rt.build(cat)
@@ -51,15 +53,19 @@ func runHook(ctx context.Context, args []string, _, stderr io.Writer) error {
 	h := cat.Hook
 	hopts := &mint.HandlerOptions{Logger: log, Metrics: metrics}
 	servers := []*server{
-		{name: "private", setting: "hook.listen", addr: h.Listen, tls: h.TLS, srv: newHTTPServer(mint.NewHookHandler(rt.cur.Load, hopts), log, 0)},
-		{name: "admin", setting: "hook.admin_listen", addr: h.AdminListen, srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
+		{name: "private", setting: "hook.listen", addr: h.Listen, tls: h.TLS, maxConns: h.MaxConnections,
+			srv: newHTTPServer(netlimit.RefuseAtOnce(mint.NewHookHandler(rt.cur.Load, hopts)), log, 0)},
+		{name: "admin", setting: "hook.admin_listen", addr: h.AdminListen, maxConns: adminMaxConnections,
+			srv: newHTTPServer(adminHandler(reg, func() bool { return rt.cur.Load() != nil }), log, 0)},
 	}
 	if h.PublicListen != "" { // optional where nothing needs it (catalog.PublicListenerNeeded)
-		servers = append(servers, &server{name: "public", setting: "hook.public_listen", addr: h.PublicListen, tls: h.TLS, srv: newHTTPServer(publicHandler(rt.cur.Load, hopts), log, 0)})
+		servers = append(servers, &server{name: "public", setting: "hook.public_listen", addr: h.PublicListen, tls: h.TLS, maxConns: h.MaxConnections,
+			srv: newHTTPServer(netlimit.RefuseAtOnce(publicHandler(rt.cur.Load, hopts)), log, 0)})
 	}
 	if err := listen(servers); err != nil {
 		return err
 	}
+	registerConnections(reg, servers)
 	rt.listen = [3]string{h.Listen, h.PublicListen, h.AdminListen}
 
 	wctx, stop := context.WithCancel(ctx)
@@ -142,6 +148,7 @@ type hookRuntime struct {
 	reloads *prometheus.CounterVec
 	cur     atomic.Pointer[mint.Minter]
 	listen  [3]string
+	sources *unwrap.KeySources // the subject verifiers' key sets, kept across reloads
 
 	mu       sync.Mutex
 	subjects *subjectVerifier // of cur; nil without exchange_client blocks
@@ -154,13 +161,16 @@ func (rt *hookRuntime) build(cat *catalog.Catalog) (*mint.Minter, *subjectVerifi
 	var subjects *subjectVerifier
 	if len(cat.ExchangeClients) > 0 {
 		var err error
-		if subjects, err = newSubjectVerifier(cat, rt.log, rt.reg); err != nil {
+		if subjects, err = newSubjectVerifier(cat, rt.log, rt.reg, rt.sources); err != nil {
 			return nil, nil, err
 		}
 		opts.Subjects = subjects
 	}
 	m, err := mint.New(cat, opts)
 	if err != nil {
+		if subjects != nil {
+			subjects.Close() // releases its shared key sets
+		}
 		return nil, nil, err
 	}
 	if subjects != nil {

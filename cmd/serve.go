@@ -17,6 +17,7 @@ import (
 
 	"github.com/embedtoken/embedtoken/catalog"
 	"github.com/embedtoken/embedtoken/internal/httplog"
+	"github.com/embedtoken/embedtoken/internal/netlimit"
 )
 
 // server is one listener of a long-running command.
@@ -29,6 +30,10 @@ type server struct {
 	h2   bool // HTTP/2 only (gRPC): TLS offers h2 by ALPN
 
 	setting string // "sidecar.listen": names the setting in errors; if empty, name
+	// maxConns bounds the open connections (see limitListener); zero
+	// means catalog.DefaultMaxConnections.
+	maxConns int
+	limit    *netlimit.Listener
 }
 
 // Server is what serve runs on a bound listener: an *http.Server, or
@@ -65,6 +70,7 @@ func listen(servers []*server) error {
 			}
 			return listenError(s, err)
 		}
+		ln = s.limitListener(ln)
 		if s.tls != nil {
 			cfg, err := serverTLS(s.tls)
 			if err != nil {

@@ -40,7 +40,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sc, err := newSidecar(cat, log, reg)
+	sources := unwrap.NewKeySources()
+	sc, err := newSidecar(cat, log, reg, sources)
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
@@ -55,7 +56,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg := cat.Sidecar
 	var servers []*server
 	if cfg.Listen != "" {
-		servers = append(servers, &server{name: "sidecar", setting: "sidecar.listen", addr: cfg.Listen, tls: cfg.TLS,
+		servers = append(servers, &server{name: "sidecar", setting: "sidecar.listen", addr: cfg.Listen, tls: cfg.TLS, maxConns: cfg.MaxConnections,
 			srv: newHTTPServer(handler, log, sc.ListenerMaxHeaderBytes())})
 	}
 	authz, err := authzServers(ctx, cfg, &cur, log, sc.ListenerMaxHeaderBytes())
@@ -65,16 +66,17 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	servers = append(servers, authz...)
 	if cfg.AdminListen != "" {
 		notReady := func() error { return cur.Load().NotReady() }
-		servers = append(servers, &server{name: "admin", setting: "sidecar.admin_listen", addr: cfg.AdminListen,
+		servers = append(servers, &server{name: "admin", setting: "sidecar.admin_listen", addr: cfg.AdminListen, maxConns: adminMaxConnections,
 			srv: newHTTPServer(adminHandlerWhy(reg, notReady), log, 0)})
 	}
 	if err := listen(servers); err != nil {
 		return err
 	}
+	registerConnections(reg, servers)
 	log.Info("sidecar starting", zap.String("api", cfg.API), zap.String("upstream", cfg.Upstream),
 		zap.Int("apis", len(cat.APIs)), zap.Int("trusts", len(cat.Trusts)), zap.Bool("exchange", cat.Exchange != nil))
 
-	r := &reloader{configs: configs, log: log, cur: &cur, reg: reg, reloads: reloads, last: cat}
+	r := &reloader{configs: configs, log: log, cur: &cur, reg: reg, reloads: reloads, last: cat, sources: sources}
 	go watchConfig(ctx, log, configs, cat, func() *catalog.Catalog { return r.reload(ctx) })
 
 	drain := cfg.ShutdownTimeout
@@ -87,9 +89,10 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // newSidecar builds the sidecar of cat with its fallbacks: the RFC 7662
 // client of its introspection trusts (phantom tokens) and the RFC 8693
 // client of its exchange block, each only when declared. A reload builds
-// them anew, so their caches never outlive the configuration.
-func newSidecar(cat *catalog.Catalog, log *zap.Logger, reg prometheus.Registerer) (*unwrap.Sidecar, error) {
-	opts := &unwrap.Options{Logger: log, Registerer: reg}
+// them anew, so their caches never outlive the configuration; key sets of
+// unchanged sources are taken from sources (nil: none shared).
+func newSidecar(cat *catalog.Catalog, log *zap.Logger, reg prometheus.Registerer, sources *unwrap.KeySources) (*unwrap.Sidecar, error) {
+	opts := &unwrap.Options{Logger: log, Registerer: reg, KeySources: sources}
 	var err error
 	if opts.Introspector, err = unwrap.NewIntrospector(cat, opts); err != nil {
 		return nil, err
@@ -110,6 +113,7 @@ type reloader struct {
 	reg     *prometheus.Registry
 	reloads *prometheus.CounterVec
 	last    *catalog.Catalog // the running configuration; only the watcher's goroutine uses it
+	sources *unwrap.KeySources
 }
 
 // reload builds, starts and swaps in a new sidecar; it returns the new
@@ -125,10 +129,10 @@ func (r *reloader) reload(ctx context.Context) *catalog.Catalog {
 		r.log.Error("reload failed; keeping the running configuration", zap.Error(err))
 		return nil
 	}
-	if o, n := old.Sidecar, cat.Sidecar; o.Listen != n.Listen || o.AdminListen != n.AdminListen || o.AuthzListen != n.AuthzListen || o.AuthzGRPCListen != n.AuthzGRPCListen || o.MaxTokenBytes != n.MaxTokenBytes || (o.TLS == nil) != (n.TLS == nil) {
-		r.log.Warn("listen, authz_listen, authz_grpc_listen, admin_listen, max_token_bytes and tls change only on restart")
+	if o, n := old.Sidecar, cat.Sidecar; o.Listen != n.Listen || o.AdminListen != n.AdminListen || o.AuthzListen != n.AuthzListen || o.AuthzGRPCListen != n.AuthzGRPCListen || o.MaxTokenBytes != n.MaxTokenBytes || (o.TLS == nil) != (n.TLS == nil) || o.MaxConnections != n.MaxConnections {
+		r.log.Warn("listen, authz_listen, authz_grpc_listen, admin_listen, max_token_bytes, max_connections and tls change only on restart")
 	}
-	sc, err := newSidecar(cat, r.log, r.reg)
+	sc, err := newSidecar(cat, r.log, r.reg, r.sources)
 	if err != nil {
 		r.reloads.WithLabelValues("error").Inc()
 		r.log.Error("reload failed; keeping the running configuration", zap.Error(err))

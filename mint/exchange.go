@@ -110,6 +110,14 @@ func badClient() *exchangeError {
 	return &exchangeError{status: http.StatusUnauthorized, code: "invalid_client", outcome: outcomeInvalidClient, desc: descClientAuth}
 }
 
+// failedClient is badClient for HTTP Basic credentials that did not
+// authenticate.
+func failedClient() *exchangeError {
+	f := badClient()
+	f.desc = descClientFailed
+	return f
+}
+
 func badSubject(desc string, cause error) *exchangeError {
 	return &exchangeError{status: http.StatusBadRequest, code: "invalid_request", outcome: outcomeInvalidSubject, desc: desc, cause: cause}
 }
@@ -129,10 +137,11 @@ type tokenResponse struct {
 
 // exchangeServer serves the token endpoint.
 type exchangeServer struct {
-	current Current
-	log     *zap.Logger
-	metrics *Metrics
-	timeout time.Duration
+	current  Current
+	log      *zap.Logger
+	metrics  *Metrics
+	timeout  time.Duration
+	throttle *authThrottle
 }
 
 // NewExchangeHandler returns the token exchange endpoint (RFC 8693) of the
@@ -147,7 +156,8 @@ type exchangeServer struct {
 // never logs a token or a secret.
 func NewExchangeHandler(current Current, opts *HandlerOptions) http.Handler {
 	opts = opts.orZero()
-	e := &exchangeServer{current: current, log: opts.Logger, metrics: opts.Metrics, timeout: opts.ExchangeTimeout}
+	e := &exchangeServer{current: current, log: opts.Logger, metrics: opts.Metrics, timeout: opts.ExchangeTimeout,
+		throttle: newAuthThrottle(nil)}
 	if e.log == nil {
 		e.log = zap.NewNop()
 	}
@@ -160,6 +170,9 @@ func NewExchangeHandler(current Current, opts *HandlerOptions) http.Handler {
 
 func (e *exchangeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if !e.guard(w, r, start) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), e.timeout)
 	defer cancel()
 	var client string
@@ -167,6 +180,9 @@ func (e *exchangeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Pragma", "no-cache")
 	if fail != nil {
+		if fail.outcome == outcomeInvalidClient {
+			e.authFailed(r, fail)
+		}
 		e.failed(w, fail, client, time.Since(start))
 		return
 	}
@@ -180,7 +196,7 @@ func (e *exchangeServer) failed(w http.ResponseWriter, f *exchangeError, client 
 	e.metrics.exchange(f.outcome, d)
 	lvl := zapcore.DebugLevel
 	switch f.outcome {
-	case outcomeInvalidClient, outcomeUnavailable:
+	case outcomeUnavailable: // invalid_client: authFailed logs it, rate-limited
 		lvl = zapcore.WarnLevel
 	case outcomeError:
 		lvl = zapcore.ErrorLevel
@@ -284,18 +300,20 @@ func (m *Minter) authenticate(r *http.Request) (*catalog.ExchangeClient, *exchan
 	if !ok {
 		return nil, badClient()
 	}
+	// Basic was used: the description no longer says to use it, and is
+	// the same for an unknown client and a wrong secret (no oracle).
 	id, err1 := url.QueryUnescape(user)
 	secret, err2 := url.QueryUnescape(pass)
 	if err1 != nil || err2 != nil {
-		return nil, badClient()
+		return nil, failedClient()
 	}
 	c := m.clients[id]
 	if c == nil {
 		exchangeDummySecret.Equal(secret)
-		return nil, badClient()
+		return nil, failedClient()
 	}
 	if !c.Secret.Equal(secret) {
-		return nil, badClient()
+		return nil, failedClient()
 	}
 	return c, nil
 }

@@ -496,3 +496,48 @@ func TestExchangeScopeNarrowing(t *testing.T) {
 		})
 	}
 }
+
+// TestExchangeBruteForce: after 10 wrong secrets for a client, even the
+// right one gets 429 with Retry-After until the minute passes; the
+// description of a failed HTTP Basic authentication does not ask for HTTP
+// Basic; the failures are logged with the client id and the address, at a
+// bounded rate.
+func TestExchangeBruteForce(t *testing.T) {
+	e := newExchangeEnv(t, "scope")
+	for i := range 10 {
+		res := e.post(validForm().Encode(), basic("orders-sidecar", "wrong"))
+		if res.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: got %d, want 401", i, res.status)
+		}
+		if d, _ := res.body["error_description"].(string); strings.Contains(d, "use HTTP Basic") {
+			t.Fatalf("Basic was used, yet the description says %q", d)
+		}
+	}
+	res := e.post(validForm().Encode(), basic("orders-sidecar", ordersSecret))
+	if res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") == "" {
+		t.Fatalf("after 10 failures: got %d Retry-After %q, want 429 with Retry-After", res.status, res.header.Get("Retry-After"))
+	}
+	if got := counterValue(t, e.reg, "embedtoken_exchange_requests_total", "throttled"); got != 1 {
+		t.Errorf("throttled count: got %v, want 1", got)
+	}
+	lines := e.logs.FilterMessage("token exchange client authentication failed").All()
+	if len(lines) == 0 || len(lines) > 5 {
+		t.Fatalf("failure lines: got %d, want 1..5 (rate-limited)", len(lines))
+	}
+	f := lines[0].ContextMap()
+	if f["client_id"] != "orders-sidecar" || f["remote_addr"] == "" {
+		t.Errorf("failure line fields: %v", f)
+	}
+	for _, l := range e.logs.All() {
+		for k, v := range l.ContextMap() {
+			if s, ok := v.(string); ok && strings.Contains(s, ordersSecret) {
+				t.Errorf("log field %s holds the client secret", k)
+			}
+		}
+	}
+	// No Authorization at all: the description says how to authenticate.
+	e2 := newExchangeEnv(t, "scope")
+	if res := e2.post(validForm().Encode()); !strings.Contains(fmt.Sprint(res.body["error_description"]), "HTTP Basic") {
+		t.Errorf("without credentials: %v", res.body)
+	}
+}

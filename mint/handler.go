@@ -74,6 +74,8 @@ type hookServer struct {
 	metrics *Metrics
 	maxBody int64
 	mux     *http.ServeMux
+	// unauth rate-limits the lines of refused API keys (attacker-driven).
+	unauth logLimiter
 }
 
 // NewHookHandler returns the private listener's handler: POST /hooks/hydra
@@ -217,8 +219,18 @@ func (h *hookServer) fail(w http.ResponseWriter, r *http.Request, endpoint strin
 	case reasonError:
 		lvl = zapcore.ErrorLevel
 	}
+	suppressed := 0
+	if reason == reasonUnauthorized {
+		var ok bool
+		if ok, suppressed = h.unauth.allow(); !ok {
+			lvl = zapcore.DebugLevel
+		}
+	}
 	if ce := h.log.Check(lvl, "hook request failed"); ce != nil {
 		fields := []zap.Field{zap.String(fieldEndpoint, endpoint), zap.String(fieldReason, reason), zap.Int("status", status), zap.String("description", desc)}
+		if suppressed > 0 {
+			fields = append(fields, zap.Int(fieldSuppressed, suppressed))
+		}
 		if cause != nil {
 			fields = append(fields, zap.Error(cause))
 		}

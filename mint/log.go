@@ -22,6 +22,8 @@ const (
 	fieldStatus         = "status"
 	fieldCode           = "error"
 	fieldDescription    = "description"
+	fieldRemoteAddr     = "remote_addr"
+	fieldSuppressed     = "suppressed" // log lines left out by a rate limit since the last one
 )
 
 // Reasons: the stable values of the reason field and of the outcome label of

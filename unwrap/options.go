@@ -41,6 +41,10 @@ type Options struct {
 	// and its Verify refuses every token. New ignores it: a sidecar always
 	// verifies inner tokens.
 	OuterOnly bool
+	// KeySources, when set, shares key sets with the other Verifiers built
+	// with it (a configuration being replaced on reload): see KeySources.
+	// If nil, each Verifier builds and fetches its own.
+	KeySources *KeySources
 }
 
 func (o *Options) logger() *zap.Logger {

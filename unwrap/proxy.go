@@ -32,6 +32,12 @@ type requestInfo struct {
 	// forwarding it (the transport reads it on its own goroutine).
 	bodyErr atomic.Bool
 	access  accessInfo // accesslog.go
+	// bodyOpen is set while the client's request body is being forwarded
+	// and not read to its end (see modifyResponse).
+	bodyOpen atomic.Bool
+	// body bounds the pauses of the client's request body (limits.go);
+	// nil for requests without a body.
+	body *bodyIdle
 }
 
 type infoKey struct{}
@@ -64,6 +70,7 @@ func (s *Sidecar) middleware(next http.Handler) http.Handler {
 				s.log.Error("panic serving request", zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(ReasonPanic)))
 				s.metrics.request(outcomeInternal, ReasonPanic)
 				ri.access.answered(http.StatusInternalServerError, ReasonPanic)
+				refuseNow(w, r)
 				writeJSONError(w, http.StatusInternalServerError, ri.id, codeServerError, descServerError)
 			}
 		}()
@@ -120,6 +127,18 @@ func containsFold(list []string, s string) bool {
 // h2c upgrade is refused by forwarding a clone without it (RFC 9110 lets a
 // server ignore Upgrade).
 func (s *Sidecar) forward(w http.ResponseWriter, r *http.Request, ri *requestInfo, reason Reason) {
+	if !s.inFlight.enter() {
+		s.shed(w, r, ri)
+		return
+	}
+	s.limits.inFlight.Inc()
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		ri.body = s.newBodyIdle(w)
+	}
+	defer func() {
+		s.limits.inFlight.Dec()
+		s.inFlight.leave()
+	}()
 	if isH2CUpgrade(r.Header) {
 		r = r.Clone(r.Context())
 		r.Header.Del("Upgrade")
@@ -160,6 +179,7 @@ func (s *Sidecar) fail(w http.ResponseWriter, r *http.Request, ri *requestInfo, 
 		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(f.Reason)),
 			zap.Int(fieldStatus, f.Status), zap.String(fieldMethod, r.Method))
 	}
+	refuseNow(w, r)
 	writeFailure(w, s.api.Name, ri.id, f)
 }
 
@@ -185,6 +205,7 @@ func (s *Sidecar) failToken(w http.ResponseWriter, r *http.Request, ri *requestI
 		}
 		ce.Write(fields...)
 	}
+	refuseNow(w, r)
 	writeFailure(w, s.api.Name, ri.id, f)
 }
 
@@ -252,6 +273,7 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if out.Body != nil && out.Body != http.NoBody {
 		out.Body = &clientBody{ReadCloser: out.Body, ri: ri}
+		ri.bodyOpen.Store(true)
 	}
 	// A body the upstream may leave unread: a connection of its own.
 	out.Close = closeAfterBody(pr.In, ri.public)
@@ -282,8 +304,13 @@ type clientBody struct {
 var errClientBody = errors.New("reading the request body")
 
 func (b *clientBody) Read(p []byte) (int, error) {
+	b.ri.body.extend()
 	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.ri.bodyOpen.Store(false)
+	}
 	if err != nil && err != io.EOF {
+		b.ri.body.read(err)
 		b.ri.bodyErr.Store(true)
 		err = fmt.Errorf("%w: %w", errClientBody, err)
 	}
@@ -299,9 +326,15 @@ func setBySidecar(name string) bool {
 	return strings.HasPrefix(l, "x-forwarded-") || strings.ContainsRune(l, '_')
 }
 
-// modifyResponse keeps the sidecar's X-Request-Id as the only one.
+// modifyResponse keeps the sidecar's X-Request-Id as the only one. An
+// upstream that answers before the client's request body is all
+// forwarded gets its answer sent at once: with "Connection: close", so
+// that net/http does not first drain the rest at the client's pace.
 func modifyResponse(resp *http.Response) error {
 	resp.Header.Del("X-Request-Id")
+	if resp.Request != nil && infoFrom(resp.Request.Context()).bodyOpen.Load() {
+		resp.Header.Set("Connection", "close")
+	}
 	return nil
 }
 
@@ -312,6 +345,10 @@ func modifyResponse(resp *http.Response) error {
 func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ri := infoFrom(r.Context())
 	ri.failed = true
+	if ri.body.expired() {
+		s.idleAbort(w, ri)
+		return
+	}
 	if ri.bodyErr.Load() || errors.Is(err, errClientBody) {
 		if ce := s.log.Check(zapcore.DebugLevel, "request body unreadable"); ce != nil {
 			ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(ReasonBadBody)), zap.Error(err))
@@ -339,6 +376,7 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if ce := s.log.Check(lvl, "upstream failed"); ce != nil {
 		ce.Write(zap.String(fieldRequestID, ri.id), zap.String(fieldReason, string(reason)), zap.Int(fieldStatus, status), zap.Error(err))
 	}
+	refuseNow(w, r) // the rest of a request body is not read
 	writeJSONError(w, status, ri.id, code, desc)
 }
 

@@ -35,6 +35,8 @@ type Sidecar struct {
 	proxy     *httputil.ReverseProxy
 	handler   http.Handler
 	metrics   *metrics
+	limits    *limitMetrics
+	inFlight  gate // max_requests
 	log       *zap.Logger
 	access    *zap.Logger // nil: no access log (accesslog.go)
 
@@ -71,11 +73,16 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
+	lm, err := newLimitMetrics(opts.registerer())
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	v, err := newVerifier(cat, api, opts, false, m, log)
 	if err != nil {
 		return nil, err
 	}
 	s := &Sidecar{
+		limits:   lm,
 		api:      api,
 		cfg:      cfg,
 		verifier: v,
@@ -89,13 +96,21 @@ func New(cat *catalog.Catalog, opts *Options) (*Sidecar, error) {
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}
+	s.inFlight.max = int64(cfg.MaxRequests)
+	if s.inFlight.max <= 0 {
+		s.inFlight.max = catalog.DefaultMaxRequests
+	}
 	s.transport = opts.UpstreamTransport
 	if s.transport == nil {
 		timeout := cfg.UpstreamTimeout
 		if timeout <= 0 {
 			timeout = catalog.DefaultUpstreamTimeout
 		}
-		s.transport = upstreamTransport(timeout)
+		idle := cfg.UpstreamIdleTimeout
+		if idle <= 0 {
+			idle = catalog.DefaultUpstreamIdleTimeout
+		}
+		s.transport = upstreamTransport(timeout, idle, s.onIdleTimeout)
 	}
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite:        s.rewrite,
@@ -162,13 +177,17 @@ func (b *bufferPool) Put(buf []byte) {
 
 // upstreamTransport is tuned for one busy upstream: Go's default keeps 2
 // idle connections per host, which costs about a third of the throughput.
-func upstreamTransport(timeout time.Duration) *http.Transport {
+// timeout bounds the wait for response headers; idle bounds every pause
+// on a connection (idleConn), and onIdle is called when it cuts one. Idle
+// pooled connections are closed just before idle would cut them.
+func upstreamTransport(timeout, idle time.Duration, onIdle func()) *http.Transport {
+	dial := (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return &http.Transport{
 		Proxy:                 nil, // never a proxy from the environment
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           idleDialer(dial, idle, timeout, onIdle),
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       min(90*time.Second, idle-idle/16),
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: timeout,
@@ -183,6 +202,10 @@ func (v *Verifier) Start(ctx context.Context) {
 	v.startOnce.Do(func() {
 		ctx, v.stop = context.WithCancel(ctx)
 		for _, ks := range v.keySets() {
+			if v.sources != nil {
+				v.sources.start(ks) // runs until its last holder is closed
+				continue
+			}
 			v.wg.Add(1)
 			go func() {
 				defer v.wg.Done()
@@ -202,13 +225,25 @@ func (v *Verifier) Ready() bool {
 	return true
 }
 
-// Close stops the key set refreshers and waits for them.
+// Close stops the key set refreshers, waits for them and closes their idle
+// connections. Key sets shared through Options.KeySources stop only when
+// no other Verifier holds them.
 func (v *Verifier) Close() {
 	v.startOnce.Do(func() {})
 	if v.stop != nil {
 		v.stop()
 	}
 	v.wg.Wait()
+	v.closeOnce.Do(func() {
+		v.closeIdle()
+		if v.sources != nil {
+			v.sources.release(v)
+			return
+		}
+		for _, ks := range v.keySets() {
+			ks.client.CloseIdleConnections()
+		}
+	})
 }
 
 // Start loads the key sets and keeps them fresh; see Verifier.Start.
@@ -250,4 +285,6 @@ type lifecycle struct {
 	startOnce sync.Once
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
+	sources   *KeySources // nil: the key sets are the Verifier's own
+	closeOnce sync.Once
 }

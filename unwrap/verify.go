@@ -168,23 +168,47 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, outerOnl
 		m.flushed()
 	}
 	mk := func(name, url, file, caFile string, refresh, minRefetch time.Duration) (*keySet, error) {
-		client, err := httpClientFor(caFile, opts.jwksTransport())
-		if err != nil {
-			return nil, fmt.Errorf("key set of %s: %w", name, err)
+		if opts.KeySources != nil {
+			v.sources = opts.KeySources
+			return v.sources.acquire(newSourceKey(name, url, file, caFile, refresh, minRefetch), v, flush, func() (*keySet, error) {
+				return v.newKeySet(name, url, file, caFile, refresh, minRefetch, opts, flush)
+			})
 		}
-		if refresh <= 0 {
-			refresh = catalog.DefaultJWKSRefresh
-		}
-		if minRefetch <= 0 {
-			minRefetch = catalog.DefaultJWKSMinRefetch
-		}
-		return &keySet{name: name, url: url, file: file, client: client, refresh: refresh, minRefetch: minRefetch,
-			now: v.now, log: log, metrics: m, onChange: flush}, nil
+		return v.newKeySet(name, url, file, caFile, refresh, minRefetch, opts, flush)
 	}
+	if err := v.buildKeySets(cat, outerOnly, mk); err != nil {
+		if v.sources != nil {
+			v.sources.release(v)
+		}
+		return nil, err
+	}
+	return v, nil
+}
+
+// newKeySet builds the key set of one source; it is shared with the
+// Verifiers of later configurations when opts.KeySources is set.
+func (v *Verifier) newKeySet(name, url, file, caFile string, refresh, minRefetch time.Duration, opts *Options, flush func()) (*keySet, error) {
+	client, err := httpClientFor(caFile, opts.jwksTransport())
+	if err != nil {
+		return nil, fmt.Errorf("key set of %s: %w", name, err)
+	}
+	if refresh <= 0 {
+		refresh = catalog.DefaultJWKSRefresh
+	}
+	if minRefetch <= 0 {
+		minRefetch = catalog.DefaultJWKSMinRefetch
+	}
+	return &keySet{name: name, url: url, file: file, client: client, refresh: refresh, minRefetch: minRefetch,
+		now: v.now, log: v.log, metrics: v.metrics, onChange: flush}, nil
+}
+
+// buildKeySets builds the minter's key set (unless outerOnly) and the
+// trusts' verifiers with mk.
+func (v *Verifier) buildKeySets(cat *catalog.Catalog, outerOnly bool, mk func(name, url, file, caFile string, refresh, minRefetch time.Duration) (*keySet, error)) error {
 	var err error
 	if mi := cat.Minter; !outerOnly {
 		if v.minter, err = mk(SourceMinter, mi.JWKSURL, mi.JWKSFile, mi.CAFile, 0, 0); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, t := range cat.Trusts {
@@ -201,11 +225,11 @@ func newVerifier(cat *catalog.Catalog, api *catalog.API, opts *Options, outerOnl
 			tv.claim = v.minterClaim
 		}
 		if tv.keys, err = mk(t.Name, t.JWKSURL, t.JWKSFile, t.CAFile, t.JWKSRefresh, t.JWKSMinRefetch); err != nil {
-			return nil, err
+			return err
 		}
 		v.trusts = append(v.trusts, tv)
 	}
-	return v, nil
+	return nil
 }
 
 // keySets returns every key set: the minter's first (none for an
