@@ -7,6 +7,7 @@ trust "hydra" {
   algorithms       = ["RS256"]
   typ              = ["JWT"]
   claim            = "ext.embedded_tokens"
+  token_lifetime   = "1h"                  # Hydra's ttl.access_token (its default)
   jwks_refresh     = "5m"
   jwks_min_refetch = "10s"
 }
@@ -19,4 +20,5 @@ trust "dev" {
   issuer         = "https://dev-issuer.embedtoken.internal"
   jwks_file      = "keys/issuer/jwks.json"
   algorithms     = ["RS256", "ES256", "EdDSA"]
+  token_lifetime = "1h"                    # mint --outer-lifetime (its default)
 }

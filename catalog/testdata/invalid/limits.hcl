@@ -20,5 +20,6 @@ sidecar {
 
 hook {
   listen          = "127.0.0.1:9000"
+  public_listen   = "127.0.0.1:9001"
   max_connections = -1
 }
