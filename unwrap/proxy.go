@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -306,10 +308,44 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// hasPrefixFold is strings.HasPrefix ignoring ASCII case; prefix is lower
-// case.
+// hasPrefixFold is strings.HasPrefix ignoring case the way case-insensitive
+// routers do: ASCII, and Unicode simple case mappings, under which "ſ" is
+// "s", "K" (Kelvin) is "k" and "ı" and "İ" are "i" (.NET OrdinalIgnoreCase,
+// Java equalsIgnoreCase, strings.EqualFold). Runes are compared, not bytes:
+// such a rune and its ASCII letter differ in length.
 func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+	for prefix != "" {
+		if s == "" {
+			return false
+		}
+		if c, p := s[0], prefix[0]; c < utf8.RuneSelf && p < utf8.RuneSelf {
+			if c != p && lowerASCII(c) != lowerASCII(p) {
+				return false
+			}
+			s, prefix = s[1:], prefix[1:]
+			continue
+		}
+		c, n := utf8.DecodeRuneInString(s)
+		p, m := utf8.DecodeRuneInString(prefix)
+		if c == utf8.RuneError && n == 1 || c != p && foldRune(c) != foldRune(p) {
+			return false
+		}
+		s, prefix = s[n:], prefix[m:]
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// foldRune maps r to the lower case of its upper case: one rune for every
+// spelling that a simple-mapping router takes for the same letter.
+func foldRune(r rune) rune {
+	return unicode.ToLower(unicode.ToUpper(r))
 }
 
 // clientBody is the client's request body as the transport reads it: a

@@ -1,0 +1,74 @@
+package unwrap
+
+import (
+	"net/http"
+	"testing"
+)
+
+// Regression tests from a black-box review of the sidecar as a process:
+// readings of a request that some upstream takes differently from the
+// sidecar (DESIGN.md "Precise rules": Paths, Headers, query tokens).
+
+// TestRouteScopesUnicodeFold: a router that ignores case with Unicode
+// simple case mappings (.NET OrdinalIgnoreCase, Java equalsIgnoreCase, Go's
+// strings.EqualFold) reads "ſ" (U+017F) as "s", "K" (U+212A) as "k", and
+// "ı" (U+0131) and "İ" (U+0130) as "i": /orders/adm%C4%B1n is /orders/admin
+// to them, so the route's scopes apply.
+func TestRouteScopesUnicodeFold(t *testing.T) {
+	e := newEnv(t, envOpts{sidecar: reportRoute})
+	tok := e.outer()
+	scope := wantFail{status: 403, code: codeInsufficientScope, reason: ReasonRouteScope}
+	cases := []struct {
+		method, target string
+		want           wantFail // status 200: forwarded
+	}{
+		{"POST", "/orders/adm%C4%B1n", scope},     // ı
+		{"POST", "/orders/adm%C4%B0n", scope},     // İ
+		{"POST", "/order%C5%BF/admin", scope},     // ſ
+		{"GET", "/orders/report%E2%84%AA", scope}, // K, after the prefix: still the route
+		{"GET", "/ORDER%C5%BF/REPORT", scope},
+		{"POST", "/orders/adm%C3%ADn", wantFail{status: 200}}, // í folds to no ASCII letter
+		{"POST", "/orders/1", wantFail{status: 200}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
+			rec := e.do(tc.method, tc.target, http.Header{"Authorization": {"Bearer " + tok}})
+			if tc.want.status == 200 {
+				if rec.Code != 200 {
+					t.Fatalf("status %d, want 200: %s", rec.Code, rec.Body)
+				}
+				return
+			}
+			checkFail(t, e, rec, tc.want)
+		})
+	}
+}
+
+func TestHasPrefixFold(t *testing.T) {
+	cases := []struct {
+		s, prefix string
+		want      bool
+	}{
+		{"/orders/admin", "/orders/admin", true},
+		{"/ORDERS/ADMIN/1", "/orders/admin", true},
+		{"/orders/adm", "/orders/admin", false},
+		{"/orders/ſecret", "/orders/secret", true},
+		{"/orders/ſecret", "/orders/ſecret", true},
+		{"/orders/secret", "/orders/ſecret", true},
+		{"/orders/adminı", "/orders/admin", true},
+		{"/orders/admın", "/orders/admin", true},
+		{"/orders/admİn", "/orders/admin", true},
+		{"/Kelvin", "/kelvin", true},
+		{"/orders/café", "/orders/CAFÉ", true},
+		{"/orders/cafe", "/orders/café", false},
+		{"/orders/adm\xffn", "/orders/admin", false},
+		{"x-forwarded-for", "x-forwarded-", true},
+		{"X-Forwarded-For", "x-forwarded-", true},
+		{"X-Forwarded", "x-forwarded-", false},
+	}
+	for _, tc := range cases {
+		if got := hasPrefixFold(tc.s, tc.prefix); got != tc.want {
+			t.Errorf("hasPrefixFold(%q, %q) = %v, want %v", tc.s, tc.prefix, got, tc.want)
+		}
+	}
+}
