@@ -446,11 +446,34 @@ func hasQueryToken(rawQuery string) bool {
 		if uk, err := url.QueryUnescape(k); err == nil {
 			k = uk
 		}
-		if strings.EqualFold(k, "access_token") {
+		if strings.EqualFold(queryParamName(k), "access_token") {
 			return true
 		}
 	}
 	return false
+}
+
+// queryParamName is the name a service's query parser gives the decoded
+// parameter name k: cut at NUL (C strings), without leading spaces, before
+// an index ("a[]", "a[x]": an array named a in PHP, Rack and Express's qs),
+// with " ", "." and an unmatched "[" read as "_" (PHP).
+func queryParamName(k string) string {
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
+	k = strings.TrimLeft(k, " ")
+	if i := strings.IndexByte(k, '['); i >= 0 && strings.IndexByte(k[i:], ']') >= 0 {
+		k = k[:i]
+	}
+	if strings.ContainsAny(k, " .[") {
+		k = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '.' || r == '[' {
+				return '_'
+			}
+			return r
+		}, k)
+	}
+	return k
 }
 
 // bearer extracts the token of the one Authorization header (RFC 6750

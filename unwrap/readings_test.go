@@ -72,3 +72,31 @@ func TestHasPrefixFold(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryTokenParsedNames: PHP turns "." and " " in a query parameter's
+// name into "_" and "name[...]" into an array named name (so do Rack and
+// Express's qs for the brackets), and C-string parsers stop at NUL: each of
+// these is an access_token parameter to some service, so it is refused like
+// the plain name.
+func TestQueryTokenParsedNames(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	tok := e.outer()
+	refused := []string{
+		"access_token=x", "ACCESS_TOKEN=x", "access%5Ftoken=x",
+		"access.token=x", "access+token=x", "access%20token=x", "Access.Token=x",
+		"access[token=x", "access_token[]=x", "access_token%5B%5D=x", "access_token[0]=x",
+		"access.token[a]=x", "+access_token=x", "access_token%00x=x", "a=1&access.token=x",
+	}
+	for _, q := range refused {
+		t.Run(q, func(t *testing.T) {
+			checkFail(t, e, e.get("/orders/1?"+q, tok), wantFail{status: 400, code: codeInvalidRequest, reason: ReasonQueryToken})
+		})
+	}
+	for _, q := range []string{"token=x", "access_tokens=x", "access-token=x", "x=access_token", "access_token_x=1", "my_access_token=x"} {
+		t.Run(q, func(t *testing.T) {
+			if rec := e.get("/orders/1?"+q, tok); rec.Code != 200 {
+				t.Fatalf("status %d, want 200: %s", rec.Code, rec.Body)
+			}
+		})
+	}
+}
