@@ -273,7 +273,10 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// Canonical names: the server canonicalizes what it reads, and a name
 	// it could not canonicalize holds a byte that is not a token character.
-	for _, name := range [...]string{"Forwarded", "X-Real-Ip", "Proxy-Authorization", "Authorization", "X-Request-Id"} {
+	// X-Original-URL and X-Rewrite-URL (and nginx's X-Original-URI) make
+	// some frameworks route another path than the one matched here.
+	for _, name := range [...]string{"Forwarded", "X-Real-Ip", "Proxy-Authorization", "Authorization", "X-Request-Id",
+		"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri"} {
 		delete(h, name)
 	}
 	for _, name := range s.strip {
@@ -372,7 +375,8 @@ func (b *clientBody) Read(p []byte) (int, error) {
 func setBySidecar(name string) bool {
 	l := strings.ToLower(name)
 	switch l {
-	case "authorization", "proxy-authorization", "forwarded", "x-real-ip", "x-request-id", "host", "cookie":
+	case "authorization", "proxy-authorization", "forwarded", "x-real-ip", "x-request-id", "host", "cookie",
+		"x-original-url", "x-rewrite-url", "x-original-uri":
 		return true
 	}
 	return strings.HasPrefix(l, "x-forwarded-") || strings.ContainsRune(l, '_')

@@ -100,3 +100,28 @@ func TestQueryTokenParsedNames(t *testing.T) {
 		})
 	}
 }
+
+// TestPathOverrideHeadersRemoved: Symfony before 3.4.14/4.1.3, Zend and
+// Laminas, and IIS-hosted apps route by X-Original-URL or X-Rewrite-URL
+// instead of the request line (CVE-2018-14773), as if the request were for
+// another path: a client's would let /orders/1 run /orders/admin's handler
+// past the route. They are removed like forwarding headers.
+func TestPathOverrideHeadersRemoved(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	tok := e.outer()
+	rec := e.do("POST", "/orders/1", http.Header{
+		"Authorization":  {"Bearer " + tok},
+		"X-Original-Url": {"/orders/admin"},
+		"X-Rewrite-Url":  {"/orders/admin"},
+		"X-Original-Uri": {"/orders/admin"},
+	})
+	if rec.Code != 200 {
+		t.Fatalf("status %d, want 200: %s", rec.Code, rec.Body)
+	}
+	got := e.up.last(t).Header
+	for _, name := range []string{"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri"} {
+		if v, ok := got[name]; ok {
+			t.Errorf("upstream got %s: %q", name, v)
+		}
+	}
+}
