@@ -185,7 +185,8 @@ func (s *Sidecar) forward(w http.ResponseWriter, r *http.Request, ri *requestInf
 func isH2CUpgrade(h http.Header) bool {
 	for _, v := range h.Values("Upgrade") {
 		for _, p := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(p), "h2c") {
+			// protocol-name ["/" protocol-version] (RFC 9110 7.8)
+			if name, _, _ := strings.Cut(strings.TrimSpace(p), "/"); strings.EqualFold(name, "h2c") {
 				return true
 			}
 		}

@@ -125,3 +125,19 @@ func TestPathOverrideHeadersRemoved(t *testing.T) {
 		}
 	}
 }
+
+// TestH2CUpgradeVariants: RFC 9110 7.8 spells a protocol as name["/"version]
+// and names compare case-insensitively: "H2C" and "h2c/1.0" are h2c too, and
+// are dropped like "h2c".
+func TestH2CUpgradeVariants(t *testing.T) {
+	for _, v := range [][]string{{"h2c"}, {"H2C"}, {" h2c/1.0"}, {"websocket, h2c/2"}, {"websocket", "h2c"}} {
+		if !isH2CUpgrade(http.Header{"Upgrade": v}) {
+			t.Errorf("Upgrade %q: not an h2c upgrade", v)
+		}
+	}
+	for _, v := range [][]string{{"websocket"}, {"h2"}, {"h2cx"}, {"xh2c/1"}} {
+		if isH2CUpgrade(http.Header{"Upgrade": v}) {
+			t.Errorf("Upgrade %q: an h2c upgrade", v)
+		}
+	}
+}
