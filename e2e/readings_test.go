@@ -93,3 +93,42 @@ func TestAdversarialLenientReadings(t *testing.T) {
 		t.Errorf("the upstream ran an admin handler: %q", h)
 	}
 }
+
+// TestAdversarialEarlyAnswerSmuggling: an upstream that answers a POST
+// without reading its body (a Python handler that refuses early) must
+// neither run the body as a request the sidecar never checked nor let it
+// swallow the next client's request, inner token included, as its own body.
+func TestAdversarialEarlyAnswerSmuggling(t *testing.T) {
+	naive := newNaiveUpstream(t)
+	a := newAdv(t, advOptions{Upstream: naive.url, SidecarExtra: dispatchRoutes})
+	outer, inner := a.outer()
+	auth := []string{"Authorization", "Bearer " + outer}
+	for _, tc := range []struct {
+		name, method, body string
+	}{
+		{"run", "POST", "DELETE /orders/admin/1 HTTP/1.1\r\nHost: up\r\nAuthorization: Bearer unverified\r\n\r\n"},
+		{"swallow", "POST", "POST /orders/swallow HTTP/1.1\r\nHost: up\r\nContent-Length: 2000\r\n\r\n"},
+		{"swallow by PUT", "PUT", "POST /orders/swallow HTTP/1.1\r\nHost: up\r\nContent-Length: 2000\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := rawExchange(t, a.listen, tc.method, "/orders/early", auth, tc.body); r.status != 403 {
+				t.Fatalf("early answer: %d %s", r.status, r.body)
+			}
+			for range 2 {
+				r := rawExchange(t, a.listen, "GET", "/orders/1", auth, "")
+				if r.status != 200 || r.body != "naive GET /orders/1" {
+					t.Errorf("the next client got %d %q, want its own answer", r.status, r.body)
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // let a wrongly kept connection show what it ran
+	for _, r := range naive.requests() {
+		switch {
+		case strings.HasPrefix(r.path, "/orders/admin"), r.path == "/orders/swallow":
+			t.Errorf("the upstream ran the smuggled %q (Authorization %q)", r.line, r.auth)
+		case strings.Contains(r.body, inner), strings.Contains(r.body, "Bearer"):
+			t.Errorf("a request body swallowed a client's request: %q", r.line)
+		}
+	}
+}

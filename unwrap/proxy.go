@@ -303,7 +303,7 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 		out.Body = &clientBody{ReadCloser: out.Body, ri: ri}
 	}
 	// A body the upstream may leave unread: a connection of its own.
-	out.Close = closeAfterBody(pr.In, ri.public)
+	out.Close = closeAfterBody(pr.In)
 	// Trailers may not name a header the sidecar sets or removes.
 	for name := range out.Trailer {
 		if setBySidecar(name) {
