@@ -318,16 +318,15 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 // Java equalsIgnoreCase, strings.EqualFold). Runes are compared, not bytes:
 // such a rune and its ASCII letter differ in length.
 func hasPrefixFold(s, prefix string) bool {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return true
+	}
+	if isASCII(s) && isASCII(prefix) {
+		return false
+	}
 	for prefix != "" {
 		if s == "" {
 			return false
-		}
-		if c, p := s[0], prefix[0]; c < utf8.RuneSelf && p < utf8.RuneSelf {
-			if c != p && lowerASCII(c) != lowerASCII(p) {
-				return false
-			}
-			s, prefix = s[1:], prefix[1:]
-			continue
 		}
 		c, n := utf8.DecodeRuneInString(s)
 		p, m := utf8.DecodeRuneInString(prefix)
@@ -339,11 +338,13 @@ func hasPrefixFold(s, prefix string) bool {
 	return true
 }
 
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
 	}
-	return c
+	return true
 }
 
 // foldRune maps r to the lower case of its upper case: one rune for every
