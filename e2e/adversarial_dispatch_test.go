@@ -158,8 +158,14 @@ func (u *naiveUpstream) serve(c net.Conn) {
 		} else {
 			req.path = words[1]
 		}
+		// /orders/early answers without reading the body, as a Python
+		// handler that refuses a POST early (send_response(403)) does.
+		early := strings.HasPrefix(words[1], "/orders/early")
 		switch words[0] {
 		case "POST", "PUT", "PATCH":
+			if early {
+				break
+			}
 			n, _ := strconv.Atoi(h["content-length"])
 			body := make([]byte, n)
 			if _, err := io.ReadFull(br, body); err != nil {
@@ -170,8 +176,11 @@ func (u *naiveUpstream) serve(c net.Conn) {
 		u.mu.Lock()
 		u.ran = append(u.ran, req)
 		u.mu.Unlock()
-		answer := "naive " + words[0] + " " + words[1]
-		resp := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
+		answer, status := "naive "+words[0]+" "+words[1], "200 OK"
+		if early {
+			status = "403 Forbidden"
+		}
+		resp := fmt.Sprintf("HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", status, len(answer), answer)
 		if words[1] == "/unsolicited" {
 			resp += "HTTP/1.1 200 OK\r\nX-Upstream-Secret: unsolicited-secret-bytes\r\nContent-Length: 0\r\n\r\n"
 		}

@@ -6,37 +6,17 @@ import "net/http"
 // closed after its response and never reused (DESIGN.md "Precise rules",
 // Bodies): it carries a body, and the upstream may leave that body unread.
 // An HTTP/1.1 upstream that does not read a body (Python's http.server for
-// a GET, or for any method it has no handler for) reads it as the next
+// a GET, for any method it has no handler for, or for a POST that a handler
+// answers early, say with 403, without reading it) reads it as the next
 // request on the connection: a request the sidecar never checked, or the
-// start of one that swallows the next client's request as its body.
+// start of one that swallows the next client's request, inner token
+// included, as its body.
 //
-// That is every body except one of known length on POST, PUT or PATCH (in
-// upper case, as RFC 9110 spells them: "post" is another method, which
-// Python answers 501 without reading the body) whose every possible method
-// (routeMethods: HEAD, overrides) is one of those too; and every body on a
-// public path. A chunked body (unknown length) is closed after too: an
-// upstream that does not implement chunked reads its chunks as requests;
-// and so is a body sent with Expect.
-func closeAfterBody(r *http.Request, public bool) bool {
-	if !hasBody(r) {
-		return false
-	}
-	// With Expect: 100-continue, Go's transport sends the body after a
-	// final answer that came without 100 Continue when it keeps the
-	// connection: the upstream, which answered without reading it, would
-	// read it as the next request.
-	if public || r.ContentLength < 0 || len(r.Header["Expect"]) > 0 {
-		return true
-	}
-	var buf [4]string
-	for _, m := range routeMethods(r, buf[:0]) {
-		switch m {
-		case http.MethodPost, http.MethodPut, http.MethodPatch:
-		default:
-			return true
-		}
-	}
-	return false
+// No method is safe from that: every body is forwarded with Connection:
+// close, which an upstream honours by reading nothing after its response
+// (RFC 9112 9.6). Requests without a body keep the connection.
+func closeAfterBody(r *http.Request) bool {
+	return hasBody(r)
 }
 
 // hasBody reports whether the request carries a body: a Content-Length

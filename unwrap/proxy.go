@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -159,7 +161,8 @@ func (s *Sidecar) forward(w http.ResponseWriter, r *http.Request, ri *requestInf
 func isH2CUpgrade(h http.Header) bool {
 	for _, v := range h.Values("Upgrade") {
 		for _, p := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(p), "h2c") {
+			// protocol-name ["/" protocol-version] (RFC 9110 7.8)
+			if name, _, _ := strings.Cut(strings.TrimSpace(p), "/"); strings.EqualFold(name, "h2c") {
 				return true
 			}
 		}
@@ -249,7 +252,10 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// Canonical names: the server canonicalizes what it reads, and a name
 	// it could not canonicalize holds a byte that is not a token character.
-	for _, name := range [...]string{"Forwarded", "X-Real-Ip", "Proxy-Authorization", "Authorization", "X-Request-Id"} {
+	// X-Original-URL and X-Rewrite-URL (and nginx's X-Original-URI) make
+	// some frameworks route another path than the one matched here.
+	for _, name := range [...]string{"Forwarded", "X-Real-Ip", "Proxy-Authorization", "Authorization", "X-Request-Id",
+		"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri"} {
 		delete(h, name)
 	}
 	for _, name := range s.strip {
@@ -276,7 +282,7 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 		ri.bodyOpen.Store(true)
 	}
 	// A body the upstream may leave unread: a connection of its own.
-	out.Close = closeAfterBody(pr.In, ri.public)
+	out.Close = closeAfterBody(pr.In)
 	// Trailers may not name a header the sidecar sets or removes.
 	for name := range out.Trailer {
 		if setBySidecar(name) {
@@ -285,10 +291,45 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// hasPrefixFold is strings.HasPrefix ignoring ASCII case; prefix is lower
-// case.
+// hasPrefixFold is strings.HasPrefix ignoring case the way case-insensitive
+// routers do: ASCII, and Unicode simple case mappings, under which "ſ" is
+// "s", "K" (Kelvin) is "k" and "ı" and "İ" are "i" (.NET OrdinalIgnoreCase,
+// Java equalsIgnoreCase, strings.EqualFold). Runes are compared, not bytes:
+// such a rune and its ASCII letter differ in length.
 func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return true
+	}
+	if isASCII(s) && isASCII(prefix) {
+		return false
+	}
+	for prefix != "" {
+		if s == "" {
+			return false
+		}
+		c, n := utf8.DecodeRuneInString(s)
+		p, m := utf8.DecodeRuneInString(prefix)
+		if c == utf8.RuneError && n == 1 || c != p && foldRune(c) != foldRune(p) {
+			return false
+		}
+		s, prefix = s[n:], prefix[m:]
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// foldRune maps r to the lower case of its upper case: one rune for every
+// spelling that a simple-mapping router takes for the same letter.
+func foldRune(r rune) rune {
+	return unicode.ToLower(unicode.ToUpper(r))
 }
 
 // clientBody is the client's request body as the transport reads it: a
@@ -320,7 +361,8 @@ func (b *clientBody) Read(p []byte) (int, error) {
 func setBySidecar(name string) bool {
 	l := strings.ToLower(name)
 	switch l {
-	case "authorization", "proxy-authorization", "forwarded", "x-real-ip", "x-request-id", "host", "cookie":
+	case "authorization", "proxy-authorization", "forwarded", "x-real-ip", "x-request-id", "host", "cookie",
+		"x-original-url", "x-rewrite-url", "x-original-uri":
 		return true
 	}
 	return strings.HasPrefix(l, "x-forwarded-") || strings.ContainsRune(l, '_')
@@ -405,11 +447,34 @@ func hasQueryToken(rawQuery string) bool {
 		if uk, err := url.QueryUnescape(k); err == nil {
 			k = uk
 		}
-		if strings.EqualFold(k, "access_token") {
+		if strings.EqualFold(queryParamName(k), "access_token") {
 			return true
 		}
 	}
 	return false
+}
+
+// queryParamName is the name a service's query parser gives the decoded
+// parameter name k: cut at NUL (C strings), without leading spaces, before
+// an index ("a[]", "a[x]": an array named a in PHP, Rack and Express's qs),
+// with " ", "." and an unmatched "[" read as "_" (PHP).
+func queryParamName(k string) string {
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
+	k = strings.TrimLeft(k, " ")
+	if i := strings.IndexByte(k, '['); i >= 0 && strings.IndexByte(k[i:], ']') >= 0 {
+		k = k[:i]
+	}
+	if strings.ContainsAny(k, " .[") {
+		k = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '.' || r == '[' {
+				return '_'
+			}
+			return r
+		}, k)
+	}
+	return k
 }
 
 // bearer extracts the token of the one Authorization header (RFC 6750
