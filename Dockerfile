@@ -1,18 +1,11 @@
-# syntax=docker/dockerfile:1
-# Build a static embedtoken binary, then ship it alone in a minimal image
-# that runs as a non-root user.
-FROM golang:1.26 AS build
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
-COPY . .
-ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/embedtoken/embedtoken/cmd.Version=${VERSION}" \
-      -o /out/embedtoken ./cmd/embedtoken
-
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/embedtoken /usr/local/bin/embedtoken
-COPY --from=build /src/hcl /etc/embedtoken
+# The embedtoken image: the static binary alone. Build it with
+# deploy/image.sh [IMAGE], which builds the binary (CGO_ENABLED=0), gathers
+# the CA roots into the build context (deploy/.build/) and runs
+# `docker build` or `buildah bud` on this file. It pulls nothing from a
+# registry: FROM scratch, no shell, no package manager, user 65532.
+FROM scratch
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY embedtoken /usr/local/bin/embedtoken
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/embedtoken"]
-CMD ["sidecar", "--config", "/etc/embedtoken"]
+CMD ["help"]
