@@ -1,7 +1,7 @@
-# The catalog for Kubernetes: the shipped example's APIs, with the minter's
-# JWKS served by the hook's public Service. The Helm chart puts this file,
-# trust.hcl and sidecars/*.hcl in the `embedtoken` ConfigMap (no private
-# keys: the hook reads its signing key from a Secret mounted at
+# The catalog for Kubernetes, the Helm chart's default: the shipped example's
+# APIs, with the minter's JWKS served by the hook's public Service. The chart
+# puts this file, trust.hcl and sidecars/*.hcl in the `embedtoken` ConfigMap
+# (no private keys: the hook reads its signing key from a Secret mounted at
 # /var/run/embedtoken/keys).
 minter {
   issuer             = "https://minter.embedtoken.internal"
