@@ -98,7 +98,7 @@ func startKube(t *testing.T) *kube {
 	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	writeFile(t, filepath.Join(dir, "sa.key"), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
 	writeFile(t, filepath.Join(dir, "sa.pub"), string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})))
-	writeFile(t, filepath.Join(dir, "tokens.csv"), kubeToken+",e2e-admin,e2e-admin,system:masters\n"))
+	writeFile(t, filepath.Join(dir, "tokens.csv"), kubeToken+",e2e-admin,e2e-admin,system:masters\n")
 	host, port, _ := net.SplitHostPort(a[2])
 	certDir := filepath.Join(dir, "certs")
 	api := startProc(t, "kube-apiserver", baseEnv(), apiserver,
