@@ -40,7 +40,7 @@ const (
 
 // kubeReadyTimeout bounds the API server's start (etcd, then its
 // bootstrap: namespaces, priority levels, RBAC roles).
-const kubeReadyTimeout = 90 * time.Second
+const kubeReadyTimeout = 3 * time.Minute
 
 const kubeToken = "e2e-admin-token"
 
