@@ -7,7 +7,8 @@
 #   deploy/image-check.sh [IMAGE]      default IMAGE: embedtoken:ci
 #
 # The binary runs with `podman run` where podman works; otherwise (these
-# machines refuse podman's setrlimit calls) from the image's own root file
+# machines refuse podman's setrlimit calls: "crun: setrlimit `RLIMIT_NOFILE`:
+# Operation not permitted") from the image's own root file
 # system: `buildah from` + `buildah mount`, then chroot into it as user
 # 65532, with hcl/ copied into the container's writable layer.
 set -eu
