@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -252,11 +253,13 @@ func (k *kube) dryRun(t *testing.T, docs []map[string]any, ns string) {
 	}
 }
 
+// kindsOf lists the kinds of docs, sorted (Helm orders them for install).
 func (k *kube) kindsOf(docs []map[string]any) string {
 	var kinds []string
 	for _, d := range docs {
 		kinds = append(kinds, fmt.Sprint(d["kind"]))
 	}
+	sort.Strings(kinds)
 	return strings.Join(kinds, " ")
 }
 
@@ -280,13 +283,13 @@ func TestKube(t *testing.T) {
 			args []string
 			want string
 		}{
-			{"default values", nil, "ConfigMap ConfigMap Deployment PodDisruptionBudget Service Service NetworkPolicy Deployment PodDisruptionBudget Service MutatingWebhookConfiguration"},
+			{"default values", nil, "ConfigMap ConfigMap Deployment Deployment MutatingWebhookConfiguration NetworkPolicy PodDisruptionBudget PodDisruptionBudget Service Service Service"},
 			{"typical values", []string{"--set", "injector.tls.caBundle=" + caB64, "--set", "catalog.namespaces={apps}",
 				"--set", "hook.replicas=3", "--set", "image.repository=registry.example/embedtoken", "--set", "image.tag=1.0",
 				"--set-file", "catalog.files.catalog\\.hcl=" + filepath.Join(hcl, "catalog.hcl"),
 				"--set-file", "catalog.files.trust\\.hcl=" + filepath.Join(hcl, "trust.hcl"),
 				"--set-file", "catalog.sidecars.orders\\.hcl=" + filepath.Join(hcl, "sidecars", "orders.hcl")},
-				"ConfigMap ConfigMap ConfigMap Deployment PodDisruptionBudget Service Service NetworkPolicy Deployment PodDisruptionBudget Service MutatingWebhookConfiguration"},
+				"ConfigMap ConfigMap ConfigMap Deployment Deployment MutatingWebhookConfiguration NetworkPolicy PodDisruptionBudget PodDisruptionBudget Service Service Service"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				args := append([]string{"template", "embedtoken", chart, "--namespace", "embedtoken"}, tc.args...)
