@@ -404,7 +404,10 @@ func named(l []any, name string) map[string]any {
 }
 
 // subset reports whether got holds everything of want: maps may have more
-// keys (the API server's defaults), lists must match element by element.
+// keys (the API server's defaults); a list of objects may have more
+// elements (the ServiceAccount admission plugin adds its token's
+// volumeMount to every container), each wanted one matching one of them;
+// a list of scalars (args) must be equal.
 func subset(want, got any) bool {
 	switch w := want.(type) {
 	case map[string]any:
@@ -420,11 +423,21 @@ func subset(want, got any) bool {
 		return true
 	case []any:
 		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
+		if !ok {
 			return false
 		}
 		for i := range w {
-			if !subset(w[i], g[i]) {
+			if _, obj := w[i].(map[string]any); !obj {
+				return len(g) == len(w) && reflect.DeepEqual(w, g)
+			}
+			found := false
+			for j := range g {
+				if subset(w[i], g[j]) {
+					found = true
+					break
+				}
+			}
+			if !found {
 				return false
 			}
 		}

@@ -112,6 +112,7 @@ func startKube(t *testing.T) *kube {
 		"--service-account-key-file", filepath.Join(dir, "sa.pub"),
 		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
 		"--service-cluster-ip-range", "10.96.0.0/24",
+		"--endpoint-reconciler-type", "none", // it refuses a loopback advertise address otherwise
 		"--enable-priority-and-fairness=false",
 		"--profiling=false")
 	k := &kube{url: "https://" + a[2]}
@@ -311,7 +312,7 @@ func TestKube(t *testing.T) {
 			{"nginx-deployment.in.yaml", "web"}, {"workloads.in.yaml", "orders"}, {"partial.in.yaml", "orders"},
 		} {
 			in := filepath.Join(repoRoot, "cmd", "testdata", "inject", tc.file)
-			out, err := exec.Command(bin, "inject", "--config", hcl, "--api", tc.api, "-f", in).Output()
+			out, err := exec.Command(bin, "inject", "--config", hcl, "--api", tc.api, "--image", "embedtoken:1.0", "-f", in).Output()
 			if err != nil {
 				t.Fatalf("inject %s: %v", tc.file, err)
 			}
@@ -320,7 +321,7 @@ func TestKube(t *testing.T) {
 				t.Fatalf("%s: no sidecar injected:\n%s", tc.file, out)
 			}
 			k.dryRun(t, docs, "plain")
-			cmd := exec.Command(bin, "inject", "--config", hcl, "--api", tc.api, "-f", "-")
+			cmd := exec.Command(bin, "inject", "--config", hcl, "--api", tc.api, "--image", "embedtoken:1.0", "-f", "-")
 			cmd.Stdin = bytes.NewReader(out)
 			again, err := cmd.Output()
 			if err != nil || !bytes.Equal(again, out) {

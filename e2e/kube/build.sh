@@ -19,6 +19,9 @@ case $out in
 esac
 mkdir -p "$(dirname "$out")"
 
-go build -C "$here" -trimpath -o "$out" k8s.io/kubernetes/cmd/kube-apiserver
+v=k8s.io/component-base/version
+go build -C "$here" -trimpath \
+	-ldflags "-X $v.gitVersion=v1.37.2 -X $v.gitMajor=1 -X $v.gitMinor=37 -X $v.gitTreeState=clean" \
+	-o "$out" k8s.io/kubernetes/cmd/kube-apiserver
 "$out" --version >/dev/null
 echo "$out"
