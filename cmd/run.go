@@ -42,8 +42,6 @@ Commands:
   hook     run the issuer plugin (Ory Hydra token hook, generic hook, JWKS)
   sidecar  run the sidecar in front of one service
   demo     run the whole chain on loopback with the shipped example
-  inject   add the sidecar of an API to Kubernetes YAML (pods and workloads)
-  injector run the Kubernetes admission webhook that injects the sidecar
   version  print the version
 
 Run 'embedtoken <command> --help' for a command's flags.
@@ -72,8 +70,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSidecar(ctx, rest, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
-	case "inject", "injector":
-		return runKube(ctx, name, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fs := newFlags("version", "version", stderr)
 		if err := parseFlags(fs, rest, 0); err != nil {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # image-check.sh checks an image built by deploy/image.sh with buildah:
 # its user is not root, its entrypoint is embedtoken, it holds no shell, and
-# the binary inside runs `version` and `check --config` on the shipped hcl/.
+# the binaries inside run (`version`; `check --config` on the shipped hcl/).
 # It prints the image's size.
 #
 #   deploy/image-check.sh [IMAGE]      default IMAGE: embedtoken:ci
@@ -49,5 +49,6 @@ mkdir -p "$mnt/tmp/hcl"
 cp -R "$root/hcl/." "$mnt/tmp/hcl/"
 chmod -R a+rX "$mnt/tmp/hcl"
 chroot --userspec=65532:65532 "$mnt" /usr/local/bin/embedtoken version
+chroot --userspec=65532:65532 "$mnt" /usr/local/bin/embedtoken-kube version
 chroot --userspec=65532:65532 "$mnt" /usr/local/bin/embedtoken check --config /tmp/hcl >/dev/null
 echo "image-check: ok (run from the image's mounted root file system as 65532)"

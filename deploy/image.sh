@@ -3,8 +3,9 @@
 #
 #   deploy/image.sh [IMAGE]       default IMAGE: embedtoken:$VERSION
 #
-# It builds the static binary (CGO_ENABLED=0) and copies the CA roots into
-# the build context deploy/.build/, then runs `docker build` when a docker
+# It builds the static binaries embedtoken and embedtoken-kube
+# (CGO_ENABLED=0) and copies the CA roots into the build context
+# deploy/.build/, then runs `docker build` when a docker
 # engine answers, else `buildah bud` (STORAGE_DRIVER defaults to vfs, which
 # works without overlay or fuse). The Dockerfile pulls nothing. VERSION
 # defaults to `git describe`, else dev.
@@ -18,9 +19,11 @@ roots=${CA_ROOTS:-/etc/ssl/certs/ca-certificates.crt}
 
 rm -rf "$ctx"
 mkdir -p "$ctx"
-CGO_ENABLED=0 go build -C "$root" -trimpath \
-	-ldflags "-s -w -X github.com/embedtoken/embedtoken/cmd.Version=$version" \
-	-o "$ctx/embedtoken" ./cmd/embedtoken
+for bin in embedtoken embedtoken-kube; do
+	CGO_ENABLED=0 go build -C "$root" -trimpath \
+		-ldflags "-s -w -X github.com/embedtoken/embedtoken/cmd.Version=$version" \
+		-o "$ctx/$bin" "./cmd/$bin"
+done
 if [ ! -s "$roots" ]; then
 	echo "image.sh: no CA roots at $roots (apt-get install ca-certificates, or set CA_ROOTS)" >&2
 	exit 1

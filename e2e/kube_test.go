@@ -267,7 +267,13 @@ func (k *kube) kindsOf(docs []map[string]any) string {
 // TestKube proves the chart, inject and the injector on a real API server.
 func TestKube(t *testing.T) {
 	k := startKube(t)
-	bin := needBinary(t)
+	needBinary(t)
+	bin := filepath.Join(t.TempDir(), "embedtoken-kube")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/embedtoken-kube")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build embedtoken-kube: %v\n%s", err, out)
+	}
 	helm := kubeBin(t, envHelm, "")
 	chart := filepath.Join(repoRoot, "deploy", "helm", "embedtoken")
 	hcl := filepath.Join(chart, "hcl")
@@ -311,7 +317,7 @@ func TestKube(t *testing.T) {
 		for _, tc := range []struct{ file, api string }{
 			{"nginx-deployment.in.yaml", "web"}, {"workloads.in.yaml", "orders"}, {"partial.in.yaml", "orders"},
 		} {
-			in := filepath.Join(repoRoot, "cmd", "testdata", "inject", tc.file)
+			in := filepath.Join(repoRoot, "cmd", "kube", "testdata", "inject", tc.file)
 			out, err := exec.Command(bin, "inject", "--config", hcl, "--api", tc.api, "--image", "embedtoken:1.0", "-f", in).Output()
 			if err != nil {
 				t.Fatalf("inject %s: %v", tc.file, err)

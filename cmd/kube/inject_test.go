@@ -1,4 +1,4 @@
-package cmd
+package kube
 
 import (
 	"flag"
@@ -11,7 +11,7 @@ import (
 var updateGolden = flag.Bool("update", false, "rewrite the golden files of testdata/inject")
 
 // kubeHCL is the Kubernetes catalog the chart ships (sidecars/ beside it).
-const kubeHCL = "../deploy/helm/embedtoken/hcl"
+const kubeHCL = "../../deploy/helm/embedtoken/hcl"
 
 // TestInjectGolden runs inject on each testdata/inject/NAME.in.yaml and
 // compares its output and warnings with NAME.out.yaml and NAME.err.txt;

@@ -1,4 +1,4 @@
-package cmd
+package kube
 
 import (
 	"encoding/json"
@@ -13,10 +13,11 @@ import (
 	"strings"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/cmd"
 )
 
-// Pod sidecar injection, shared by `embedtoken inject` (YAML files) and
-// `embedtoken injector` (the admission webhook). It works on generic
+// Pod sidecar injection, shared by `embedtoken-kube inject` (YAML files) and
+// `embedtoken-kube injector` (the admission webhook). It works on generic
 // JSON-shaped values (map[string]any, []any, string, int64, float64, bool),
 // so that no Kubernetes type is linked into the binary and every field it
 // does not know is kept as it is.
@@ -55,16 +56,16 @@ type podInjector struct {
 // a sidecars/ folder beside the catalog's files (the layout of hcl/), and
 // returns how its sidecar is injected. Warnings go to warn.
 func injectorFor(paths []string, api, image, configMap string, warn io.Writer) (*podInjector, error) {
-	cat, err := loadCatalog(paths, catalog.KeysSkip, warn)
+	cat, err := cmd.LoadCatalog(paths, catalog.KeysSkip, warn)
 	if err != nil {
 		return nil, err
 	}
 	if cat.Sidecar != nil {
-		return nil, &usageError{msg: "--config holds a sidecar block (api " + strconv.Quote(cat.Sidecar.API) + ")",
-			hint: "pass the catalog folder (hcl/); sidecar blocks are read from its sidecars/ folder"}
+		return nil, cmd.UsageError("--config holds a sidecar block (api "+strconv.Quote(cat.Sidecar.API)+")",
+			"pass the catalog folder (hcl/); sidecar blocks are read from its sidecars/ folder")
 	}
 	if cat.API(api) == nil {
-		return nil, &configError{msg: fmt.Sprintf("api %q is not declared in the catalog (%s)", api, strings.Join(sortedAPIs(cat), ", "))}
+		return nil, cmd.ConfigError(fmt.Sprintf("api %q is not declared in the catalog (%s)", api, strings.Join(sortedAPIs(cat), ", ")))
 	}
 	pi := &podInjector{API: api, Image: image, ConfigMap: configMap, Port: defaultSidecarPort, AdminPort: defaultAdminPort,
 		Upstream: "127.0.0.1:8080"}
@@ -72,7 +73,7 @@ func injectorFor(paths []string, api, image, configMap string, warn io.Writer) (
 	addItem := func(file, path string) error {
 		key := filepath.Base(file)
 		if prev, dup := seen[key]; dup {
-			return &configError{msg: fmt.Sprintf("%s and %s share the ConfigMap key %q: rename one", prev, file, key)}
+			return cmd.ConfigError(fmt.Sprintf("%s and %s share the ConfigMap key %q: rename one", prev, file, key))
 		}
 		seen[key] = file
 		pi.Items = append(pi.Items, [2]string{key, path})
@@ -93,13 +94,13 @@ func injectorFor(paths []string, api, image, configMap string, warn io.Writer) (
 		file = api + ".hcl"
 	} else {
 		if pi.Port, err = podPort("listen", sc.Listen); err != nil {
-			return nil, &configError{msg: fmt.Sprintf("%s: %s", file, err)}
+			return nil, cmd.ConfigError(fmt.Sprintf("%s: %s", file, err))
 		}
 		if sc.AdminListen == "" {
-			return nil, &configError{msg: file + ": admin_listen is off: the kubelet's probes need it (admin_listen = \":9901\")"}
+			return nil, cmd.ConfigError(file + ": admin_listen is off: the kubelet's probes need it (admin_listen = \":9901\")")
 		}
 		if pi.AdminPort, err = podPort("admin_listen", sc.AdminListen); err != nil {
-			return nil, &configError{msg: fmt.Sprintf("%s: %s", file, err)}
+			return nil, cmd.ConfigError(fmt.Sprintf("%s: %s", file, err))
 		}
 		if u := upstreamHostPort(sc.Upstream); u != "" {
 			pi.Upstream = u
@@ -131,7 +132,7 @@ func findSidecarBlock(paths, catFiles []string, api string) (string, *catalog.Si
 		cat, _, diags := catalog.LoadFiles(append(append([]string{}, paths...), f), &catalog.Options{Keys: catalog.KeysSkip})
 		if diags.HasErrors() || cat == nil || cat.Sidecar == nil {
 			if strings.TrimSuffix(filepath.Base(f), ".hcl") == api {
-				return "", nil, &configError{msg: fmt.Sprintf("%s does not load with the catalog: run 'embedtoken check --config %s --config %s'", f, strings.Join(paths, " --config "), f)}
+				return "", nil, cmd.ConfigError(fmt.Sprintf("%s does not load with the catalog: run 'embedtoken check --config %s --config %s'", f, strings.Join(paths, " --config "), f))
 			}
 			continue
 		}
@@ -139,7 +140,7 @@ func findSidecarBlock(paths, catFiles []string, api string) (string, *catalog.Si
 			continue
 		}
 		if found != nil {
-			return "", nil, &configError{msg: fmt.Sprintf("%s and %s both hold a sidecar block for api %q", foundFile, f, api)}
+			return "", nil, cmd.ConfigError(fmt.Sprintf("%s and %s both hold a sidecar block for api %q", foundFile, f, api))
 		}
 		foundFile, found = f, cat.Sidecar
 	}

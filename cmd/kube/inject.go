@@ -1,4 +1,4 @@
-package cmd
+package kube
 
 import (
 	"bufio"
@@ -10,24 +10,26 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/embedtoken/embedtoken/cmd"
 )
 
 // runInject rewrites Kubernetes YAML to add the sidecar of one API to every
 // pod template in it (see podinject.go). Other documents are copied as they
 // are, byte for byte, so injecting twice equals injecting once.
 func runInject(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inject", "inject --config PATH --api NAME [-f FILE|-] [--image IMG] [--config-map NAME]", stderr)
-	var configs stringList
+	fs := cmd.NewFlags("inject", "inject --config PATH --api NAME [-f FILE|-] [--image IMG] [--config-map NAME]", stderr)
+	var configs cmd.StringList
 	fs.Var(&configs, "config", "the catalog: a file or folder (repeatable); sidecar blocks are read from sidecars/ beside it")
 	api := fs.String("api", "", "the API whose sidecar is injected (declared in the catalog)")
 	file := fs.String("f", "-", "the YAML to rewrite; - reads standard input")
 	image := fs.String("image", defaultImage(), "the embedtoken image")
 	cm := fs.String("config-map", "embedtoken", "the ConfigMap holding the HCL files (no private keys)")
-	if err := parseFlags(fs, args, 0); err != nil {
+	if err := cmd.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *api == "" {
-		return &usageError{msg: "--api is required", hint: "name the API whose sidecar to add, e.g. --api orders"}
+		return cmd.UsageError("--api is required", "name the API whose sidecar to add, e.g. --api orders")
 	}
 	pi, err := injectorFor(configs, *api, *image, *cm, stderr)
 	if err != nil {
@@ -40,7 +42,7 @@ func runInject(_ context.Context, args []string, stdout, stderr io.Writer) error
 		in, err = os.ReadFile(*file)
 	}
 	if err != nil {
-		return &usageError{msg: "read " + *file + ": " + err.Error()}
+		return cmd.UsageError("read "+*file+": "+err.Error(), "")
 	}
 	out, warnings, err := pi.injectYAML(in)
 	for _, w := range warnings {
@@ -54,7 +56,7 @@ func runInject(_ context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // defaultImage is the image of this build's version.
-func defaultImage() string { return "embedtoken:" + Version }
+func defaultImage() string { return "embedtoken:" + cmd.Version }
 
 // injectYAML rewrites every document of a multi-document YAML stream.
 func (pi *podInjector) injectYAML(in []byte) ([]byte, []string, error) {

@@ -1,4 +1,4 @@
-package cmd
+package kube
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,14 +17,42 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/embedtoken/embedtoken/catalog"
+	"github.com/embedtoken/embedtoken/cmd"
 )
 
-// runKube dispatches the Kubernetes commands.
-func runKube(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
-	if name == "inject" {
-		return runInject(ctx, args, stdout, stderr)
+const usage = `embedtoken-kube: the embedtoken sidecar next to Kubernetes pods.
+
+Usage: embedtoken-kube <command> [flags]
+
+Commands:
+  inject    add the sidecar of an API to Kubernetes YAML (pods and workloads)
+  injector  run the mutating admission webhook that injects it into annotated pods
+  version   print the version
+
+Run 'embedtoken-kube <command> --help' for a command's flags.
+`
+
+// Run runs the subcommand named by args[0]; cmd.Exit turns the error into
+// an exit code (0 ok, 1 failed, 2 usage or configuration error).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return cmd.UsageError("no command given", "")
 	}
-	return runInjector(ctx, args, stdout, stderr)
+	switch args[0] {
+	case "inject":
+		return runInject(ctx, args[1:], stdout, stderr)
+	case "injector":
+		return runInjector(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "embedtoken-kube %s\n", cmd.Version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return cmd.UsageError(fmt.Sprintf("unknown command %q", args[0]), "run 'embedtoken-kube help' for the list of commands")
+	}
 }
 
 // maxReviewBytes bounds an AdmissionReview body (etcd stores at most
@@ -33,8 +62,8 @@ const maxReviewBytes = 4 << 20
 // runInjector serves the mutating admission webhook on TLS and /healthz,
 // /readyz, /metrics on an admin listener.
 func runInjector(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlags("injector", "injector --config PATH --tls-cert FILE --tls-key FILE [--listen :8443] [--admin-listen :9902]", stderr)
-	var configs stringList
+	fs := cmd.NewFlags("injector", "injector --config PATH --tls-cert FILE --tls-key FILE [--listen :8443] [--admin-listen :9902]", stderr)
+	var configs cmd.StringList
 	fs.Var(&configs, "config", "the catalog: a file or folder (repeatable); sidecar blocks are read from sidecars/ beside it")
 	listenAddr := fs.String("listen", ":8443", "the webhook's TLS listener")
 	adminAddr := fs.String("admin-listen", "127.0.0.1:9902", "/healthz, /readyz and /metrics")
@@ -43,13 +72,13 @@ func runInjector(ctx context.Context, args []string, _, stderr io.Writer) error 
 	image := fs.String("image", defaultImage(), "the embedtoken image of the injected sidecar")
 	cm := fs.String("config-map", "embedtoken", "the ConfigMap holding the HCL files, in the pod's namespace")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := parseFlags(fs, args, 0); err != nil {
+	if err := cmd.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *certFile == "" || *keyFile == "" {
-		return &usageError{msg: "--tls-cert and --tls-key are required", hint: "the API server calls webhooks over TLS only"}
+		return cmd.UsageError("--tls-cert and --tls-key are required", "the API server calls webhooks over TLS only")
 	}
-	log, err := newLogger(stderr, *level)
+	log, err := cmd.NewLogger(stderr, *level)
 	if err != nil {
 		return err
 	}
@@ -60,25 +89,23 @@ func runInjector(ctx context.Context, args []string, _, stderr io.Writer) error 
 	}
 	certs := &certReloader{certFile: *certFile, keyFile: *keyFile}
 	if _, err := certs.get(); err != nil {
-		return &configError{msg: "tls: " + err.Error()}
+		return cmd.ConfigError("tls: " + err.Error())
 	}
-	reg := newRegistry()
+	reg := cmd.NewRegistry()
 	reg.MustRegister(wh.reviews)
 	wh.log = log
 
 	mux := http.NewServeMux()
 	mux.Handle("POST /mutate", wh)
-	servers := []*server{
-		{name: "webhook", addr: *listenAddr, srv: newHTTPServer(mux, log, 0)},
-		{name: "admin", addr: *adminAddr, srv: newHTTPServer(adminHandler(reg, nil), log, 0)},
+	listeners := []*cmd.Listener{
+		cmd.NewListener("webhook", *listenAddr, mux, log),
+		cmd.NewListener("admin", *adminAddr, cmd.AdminHandler(reg, nil), log),
 	}
-	if err := listen(servers); err != nil {
-		return err
-	}
-	servers[0].ln = tls.NewListener(servers[0].ln, &tls.Config{MinVersion: tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.get() }})
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.get() }}
 	log.Info("injector starting", zap.Int("apis", len(wh.apis)), zap.String("image", *image), zap.String("config_map", *cm))
-	return serve(ctx, log, catalog.DefaultShutdownTimeout, servers)
+	return cmd.ListenAndServe(ctx, log, catalog.DefaultShutdownTimeout, listeners,
+		map[string]func(net.Listener) net.Listener{"webhook": func(ln net.Listener) net.Listener { return tls.NewListener(ln, tlsConfig) }})
 }
 
 // webhook answers AdmissionReviews for pods.
@@ -91,7 +118,7 @@ type webhook struct {
 }
 
 func newWebhook(configs []string, image, cm string, stderr io.Writer) (*webhook, error) {
-	cat, err := loadCatalog(configs, catalog.KeysSkip, stderr)
+	cat, err := cmd.LoadCatalog(configs, catalog.KeysSkip, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +307,7 @@ func (c *certReloader) get() (*tls.Certificate, error) {
 		return c.cert, nil
 	}
 	c.checked = time.Now()
-	stamp := fileStamps([]string{c.certFile, c.keyFile})
+	stamp := cmd.FileStamps([]string{c.certFile, c.keyFile})
 	if c.cert != nil && stamp == c.stamp {
 		return c.cert, nil
 	}
