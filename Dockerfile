@@ -1,18 +1,12 @@
-# syntax=docker/dockerfile:1
-# Build a static embedtoken binary, then ship it alone in a minimal image
-# that runs as a non-root user.
-FROM golang:1.26 AS build
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
-COPY . .
-ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/embedtoken/embedtoken/cmd.Version=${VERSION}" \
-      -o /out/embedtoken ./cmd/embedtoken
-
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/embedtoken /usr/local/bin/embedtoken
-COPY --from=build /src/hcl /etc/embedtoken
+# The embedtoken image: the static binaries alone (embedtoken; embedtoken-envoy
+# for Envoy's gRPC ext_authz; embedtoken-kube
+# for the admission webhook). Build it with deploy/image.sh [IMAGE], which
+# builds them (CGO_ENABLED=0), gathers the CA roots into the build context
+# (deploy/.build/) and runs `docker build` or `buildah bud` on this file. It pulls nothing from a
+# registry: FROM scratch, no shell, no package manager, user 65532.
+FROM scratch
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY embedtoken embedtoken-kube embedtoken-envoy /usr/local/bin/
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/embedtoken"]
 # The default only checks the shipped example; a sidecar runs with its own block:

@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
@@ -17,28 +13,22 @@ import (
 	securityv1beta1 "istio.io/api/security/v1beta1"
 )
 
-// yamlDocs decodes every document of a shipped YAML file into JSON.
-func yamlDocs(t *testing.T, rel string) [][]byte {
+// deployJSONDocs decodes every document of a YAML file under deploy/ into JSON.
+func deployJSONDocs(t *testing.T, rel string) [][]byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy", rel))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var docs [][]byte
-	for {
-		var doc any
-		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-			return docs
-		} else if err != nil {
-			t.Fatalf("%s: %v", rel, err)
-		}
+	for _, doc := range yamlDocs(t, b) {
 		js, err := json.Marshal(doc)
 		if err != nil {
 			t.Fatalf("%s: %v", rel, err)
 		}
 		docs = append(docs, js)
 	}
+	return docs
 }
 
 // decodeStrict decodes js into m; an unknown field is an error.
@@ -54,7 +44,7 @@ func decodeStrict(t *testing.T, what string, js []byte, m proto.Message) {
 // ports, fail-closed; the ServiceEntry and AuthorizationPolicy decode into
 // their types and use them.
 func TestIstioConfigs(t *testing.T) {
-	docs := yamlDocs(t, "istio/mesh-config.yaml")
+	docs := deployJSONDocs(t, "istio/mesh-config.yaml")
 	var top struct {
 		MeshConfig json.RawMessage `json:"meshConfig"`
 	}
@@ -79,7 +69,7 @@ func TestIstioConfigs(t *testing.T) {
 	}
 
 	var kinds []string
-	for i, js := range yamlDocs(t, "istio/authorization-policy.yaml") {
+	for i, js := range deployJSONDocs(t, "istio/authorization-policy.yaml") {
 		var obj struct {
 			Kind string          `json:"kind"`
 			Spec json.RawMessage `json:"spec"`
