@@ -22,6 +22,7 @@ func TestUsageMessages(t *testing.T) {
 			stderr: []string{`unknown command "sidcar"`, "did you mean 'embedtoken sidecar'?"}},
 		{name: "case of a command", args: []string{"Check"}, code: 2, stderr: []string{"did you mean 'embedtoken check'?"}},
 		{name: "nothing close", args: []string{"frobnicate"}, code: 2, stderr: []string{"run 'embedtoken help'"}, notStderr: "did you mean"},
+		{name: "a command of a second binary", args: []string{"inject", "--api", "orders"}, code: 2, stderr: []string{"inject is a command of embedtoken-kube", "embedtoken-kube inject --help"}},
 		{name: "unknown flag once", args: []string{"check", "--confg", "x"}, code: 2,
 			once: "flag provided but not defined: -confg", stderr: []string{"hint: run 'embedtoken check --help'"}, notStderr: "Usage:"},
 		{name: "bad flag value once", args: []string{"keygen", "--rsa-bits", "many"}, code: 2, once: "invalid value"},

@@ -44,6 +44,10 @@ Commands:
   demo     run the whole chain on loopback with the shipped example
   version  print the version
 
+Kubernetes sidecar injection (inject, injector) is in embedtoken-kube, and
+Envoy's gRPC ext_authz (authz_grpc_listen) in embedtoken-envoy: second
+binaries, so that the sidecar links none of their dependencies.
+
 Run 'embedtoken <command> --help' for a command's flags.
 `
 
@@ -80,6 +84,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "inject", "injector":
+		// A second binary, so that the sidecar links none of it (README,
+		// "Running in Kubernetes").
+		return &usageError{msg: name + " is a command of embedtoken-kube",
+			hint: "run 'embedtoken-kube " + name + " --help' (in the image, or: go build ./cmd/embedtoken-kube)"}
 	default:
 		return unknownCommand(name)
 	}
