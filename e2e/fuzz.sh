@@ -30,14 +30,16 @@ run() {
 
 # The request path first: its set-up (RSA keys, a sidecar and its upstream
 # per worker) takes a few seconds of the budget.
-run unwrap FuzzRequest 30
-run unwrap FuzzVerify 20
+run unwrap FuzzRequest 25
+run unwrap FuzzVerify 15
 # Differential: the sidecar's path and method decision against Go's
 # ServeMux and Python-style routers.
 run unwrap FuzzRouteDecision 15
 run unwrap FuzzAuthz 10
-run mint FuzzHook 20
-run catalog FuzzLoad 15
+run mint FuzzHook 15
+run catalog FuzzLoad 10
 run internal/strictjson FuzzAgainstReference 15
 run internal/cognito FuzzCognito 5
-run unwrap FuzzInspect 10
+run unwrap FuzzInspect 5
+run cmd/kube FuzzInjectYAML 5
+run cmd/kube FuzzAdmissionReview 5
