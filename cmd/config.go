@@ -27,11 +27,21 @@ func loadOptions(keys catalog.KeyMode, runs catalog.Blocks) *catalog.Options {
 // every command, prints its diagnostics to stderr, and returns a configError
 // when any is an error.
 func loadCatalog(paths []string, keys catalog.KeyMode, runs catalog.Blocks, stderr io.Writer) (*catalog.Catalog, error) {
+	return loadCatalogDiags(paths, keys, runs, stderr, false)
+}
+
+// loadCatalogDiags is loadCatalog; with onlyErrors, warnings are not
+// written (check reports them).
+func loadCatalogDiags(paths []string, keys catalog.KeyMode, runs catalog.Blocks, stderr io.Writer, onlyErrors bool) (*catalog.Catalog, error) {
 	if len(paths) == 0 {
 		return nil, &usageError{msg: "--config is required", hint: "pass --config hcl/ (a file or a folder; repeatable)"}
 	}
 	cat, parser, diags := catalog.LoadFiles(paths, loadOptions(keys, runs))
-	writeDiagnostics(stderr, parser, diags)
+	if onlyErrors {
+		writeDiagnostics(stderr, parser, errorsOnly(diags))
+	} else {
+		writeDiagnostics(stderr, parser, diags)
+	}
 	if diags.HasErrors() {
 		return nil, &configError{msg: fmt.Sprintf("configuration has %d error(s)", countErrors(diags))}
 	}

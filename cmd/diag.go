@@ -56,3 +56,15 @@ func isTerminal(f *os.File) bool {
 
 // isError reports whether d is an error (not a warning).
 func isError(d *hcl.Diagnostic) bool { return d.Severity == hcl.DiagError }
+
+// errorsOnly keeps the error diagnostics: for commands whose job is not to
+// review a configuration (inject), whose warnings are check's to report.
+func errorsOnly(diags hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			out = append(out, d)
+		}
+	}
+	return out
+}

@@ -40,9 +40,10 @@ func ConfigError(msg string) error { return &configError{msg: msg} }
 
 // LoadCatalog is loadCatalog for a command that runs none of the blocks
 // that hold secrets (inject and the injector read declarations only):
-// diagnostics to stderr, a ConfigError on errors.
+// error diagnostics to stderr (warnings are check's), a ConfigError on
+// errors.
 func LoadCatalog(paths []string, keys catalog.KeyMode, stderr io.Writer) (*catalog.Catalog, error) {
-	return loadCatalog(paths, keys, 0, stderr)
+	return loadCatalogDiags(paths, keys, 0, stderr, true)
 }
 
 // NewLogger is the JSON logger of the long-running commands.

@@ -6,5 +6,6 @@ trust "hydra" {
   algorithms   = ["RS256"]
   typ          = ["JWT"]
   claim        = "ext.embedded_tokens"
+  token_lifetime = "1h"          # Hydra's ttl.access_token (its default)
   jwks_refresh = "5m"
 }
