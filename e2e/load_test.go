@@ -192,3 +192,52 @@ func TestLoadSidecar(t *testing.T) {
 	})
 	a.p.stop(t)
 }
+
+// TestLoadStalledHeaders: connections that send part of a request header
+// and stall (slowloris) fill the admin listener (64) and a sidecar
+// listener (max_connections 20): a probe and a request still get in after
+// about a second, not after the 10 s header timeout.
+func TestLoadStalledHeaders(t *testing.T) {
+	a := newAdv(t, advOptions{LogLevel: "info", SidecarExtra: "  max_connections = 20\n"})
+	outer, _ := a.outer()
+	for _, tc := range []struct {
+		name, addr string
+		n          int
+		url, auth  string
+	}{
+		{"admin listener (64)", a.admin, 70, "http://" + a.admin + "/healthz", ""},
+		{"sidecar listener (max_connections 20)", a.listen, 25, a.url("/orders/1"), "Bearer " + outer},
+	} {
+		var stalled []net.Conn
+		for range tc.n {
+			c, err := net.DialTimeout("tcp", tc.addr, 3*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stalled = append(stalled, c)
+			_, _ = io.WriteString(c, "GET / HTTP/1.1\r\n") // then nothing
+		}
+		time.Sleep(300 * time.Millisecond)
+		start := time.Now()
+		c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 20 * time.Second}
+		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		code := 0
+		resp, err := c.Do(req)
+		if err == nil {
+			code = resp.StatusCode
+			resp.Body.Close()
+		}
+		took := time.Since(start)
+		if code != http.StatusOK || took > 4*time.Second {
+			t.Errorf("%s with %d stalled connections: got %d %v after %s, want 200 within about a second", tc.name, tc.n, code, err, took)
+		}
+		t.Logf("%s: %d connections sent a partial header and stalled; a request got %d after %s", tc.name, tc.n, code, took.Round(time.Millisecond))
+		for _, c := range stalled {
+			c.Close()
+		}
+	}
+	a.p.stop(t)
+}
