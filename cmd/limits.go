@@ -47,7 +47,7 @@ func registerConnections(reg prometheus.Registerer, servers []*server) {
 		}, func() float64 { return float64(l.Limit()) }))
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "embedtoken_listener_idle_evictions_total", ConstLabels: labels,
-			Help: "Idle keep-alive connections closed to make room for a new one at max_connections.",
+			Help: "Idle keep-alive connections, or connections without a whole first request header for 1 s, closed to make room for a new one at max_connections.",
 		}, func() float64 { return float64(l.Evicted()) }))
 	}
 }

@@ -22,9 +22,11 @@ const (
 	authFailWindow = time.Minute
 	// authFailEntries bounds each table (client ids, addresses). Only
 	// declared client ids are tracked, so the client table is bounded by
-	// the configuration; when the address table is full of live entries,
-	// new addresses share one overflow entry (under a spread attack they
-	// are throttled together: fail closed).
+	// the configuration and every declared secret's guesses stay bounded;
+	// when the address table is full of live entries, new addresses are
+	// not tracked until the next sweep. (Throttling them together would let
+	// failures spread over 10000 addresses lock every client out, and
+	// would bound no secret's guesses further.)
 	authFailEntries = 10000
 	// failLogBurst failure lines are logged per failLogEvery; the others
 	// are counted and reported by the next line.
@@ -54,7 +56,6 @@ type authThrottle struct {
 	mu        sync.Mutex
 	clients   map[string]*failWindow
 	addrs     map[netip.Prefix]*failWindow
-	overflow  failWindow
 	lastSweep time.Time
 
 	logs logLimiter // of the failure lines
@@ -99,19 +100,18 @@ func (t *authThrottle) fail(client string, addr netip.Prefix) {
 			w.add(now)
 		}
 	}
-	t.addrEntry(addr, true).add(now)
+	if w := t.addrEntry(addr, true); w != nil {
+		w.add(now)
+	}
 }
 
-// addrEntry returns addr's window; with create, a new one, or the
-// overflow window when the table is full.
+// addrEntry returns addr's window, or with create a new one; nil when addr
+// has none and the table is full (or without create).
 func (t *authThrottle) addrEntry(addr netip.Prefix, create bool) *failWindow {
 	if w := t.addrs[addr]; w != nil {
 		return w
 	}
-	if len(t.addrs) >= authFailEntries {
-		return &t.overflow
-	}
-	if !create {
+	if !create || len(t.addrs) >= authFailEntries {
 		return nil
 	}
 	w := &failWindow{}

@@ -50,8 +50,9 @@ func TestAuthThrottle(t *testing.T) {
 }
 
 // TestAuthThrottleBounded: the tables never grow past authFailEntries;
-// when the address table is full, new addresses share the overflow
-// window, and expired windows are swept.
+// when the address table is full, new addresses are not tracked (a spread
+// attack does not lock every client out) while a declared client id's
+// guesses stay bounded, and expired windows are swept.
 func TestAuthThrottleBounded(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	th := newAuthThrottle(clk.now)
@@ -61,11 +62,14 @@ func TestAuthThrottleBounded(t *testing.T) {
 	if n := len(th.addrs); n != authFailEntries {
 		t.Fatalf("address entries: got %d, want %d", n, authFailEntries)
 	}
-	if th.overflow.fails != 500 {
-		t.Errorf("overflow failures: got %d, want 500", th.overflow.fails)
+	if th.retryAfter("app", remotePrefix("203.0.113.9:1")) > 0 {
+		t.Error("a new address while the table is full of live entries is throttled: a spread attack locks every client out")
 	}
-	if th.retryAfter("", remotePrefix("203.0.113.9:1")) <= 0 {
-		t.Error("a new address while the table is full of live entries must share the (throttled) overflow window")
+	for i := range authFailLimit {
+		th.fail("app", remotePrefix(fmt.Sprintf("203.0.113.%d:1", 10+i)))
+	}
+	if th.retryAfter("app", remotePrefix("203.0.113.9:1")) <= 0 {
+		t.Error("a declared client id's failures from untracked addresses must still throttle it")
 	}
 	clk.t = clk.t.Add(authFailWindow)
 	th.fail("", remotePrefix("203.0.113.9:1"))

@@ -29,6 +29,11 @@ const (
 // maxLoggedValue bounds a token-supplied value in a log line.
 const maxLoggedValue = 128
 
+// maxLoggedPath bounds the path of an access log line: a path may be as
+// long as the header block allows (max_token_bytes + 8 KiB), and every
+// request, refused ones included, writes a line.
+const maxLoggedPath = 512
+
 // accessInfo is what the access log line of a request needs, filled in as
 // the request goes; part of requestInfo.
 type accessInfo struct {
@@ -81,6 +86,8 @@ func (s *Sidecar) logAccess(r *http.Request, ri *requestInfo) {
 	path, _, ok := rawPath(r)
 	if !ok {
 		path = printable(r.URL.EscapedPath())
+	} else if len(path) > maxLoggedPath {
+		path = path[:maxLoggedPath] + "..." // printable ASCII: the cut splits no character
 	}
 	fields := make([]zap.Field, 0, 10)
 	fields = append(fields,

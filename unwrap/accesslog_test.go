@@ -56,6 +56,8 @@ func TestAccessLog(t *testing.T) {
 			map[string]any{"status": int64(401), "reason": string(ReasonMissingToken)}, nil},
 		{"public path", "/healthz", "",
 			map[string]any{"status": int64(200), "reason": string(ReasonPublic)}, nil},
+		{"long path cut", "/orders/" + strings.Repeat("a", 4000), "",
+			map[string]any{"status": int64(401), "path": "/orders/" + strings.Repeat("a", maxLoggedPath-len("/orders/")) + "..."}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

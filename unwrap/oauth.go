@@ -43,6 +43,10 @@ const (
 	failureTTL = 5 * time.Second
 	// maxIntrospections bounds the introspection calls in flight.
 	maxIntrospections = 64
+	// maxExchanges bounds the token exchanges in flight: each distinct
+	// outer token is exchanged once (a single flight), but a flood of
+	// distinct tokens must not become as many calls and connections.
+	maxExchanges = 64
 	// endpointIdleConns is the idle connections kept per endpoint.
 	endpointIdleConns = 64
 )
@@ -60,6 +64,7 @@ var (
 	errNotActive      = errors.New("answer has no boolean active member")
 	errExchangeAnswer = errors.New("answer is not an RFC 8693 token response")
 	errSaturated      = errors.New("no introspection slot free in time")
+	errExchSaturated  = errors.New("no exchange slot free in time")
 )
 
 // statusError is an endpoint's unexpected HTTP status, with the RFC 6749
@@ -427,13 +432,16 @@ func NewExchanger(cat *catalog.Catalog, opts *Options) (Exchanger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("exchange: %w", err)
 	}
-	return &exchangeClient{endpoint: ep, timeout: exchangeTimeout}, nil
+	return &exchangeClient{endpoint: ep, timeout: exchangeTimeout, sem: make(chan struct{}, maxExchanges)}, nil
 }
 
-// exchangeClient is the Exchanger of an exchange block.
+// exchangeClient is the Exchanger of an exchange block. At most
+// maxExchanges calls are in flight; the others wait for a slot within
+// their timeout.
 type exchangeClient struct {
 	endpoint *endpoint
 	timeout  time.Duration
+	sem      chan struct{}
 }
 
 // exchangeAnswer is an RFC 8693 2.2.1 answer.
@@ -454,6 +462,12 @@ type exchangeAnswer struct {
 func (x *exchangeClient) Exchange(ctx context.Context, subjectToken, audience string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, x.timeout)
 	defer cancel()
+	select {
+	case x.sem <- struct{}{}:
+		defer func() { <-x.sem }()
+	case <-ctx.Done():
+		return "", fmt.Errorf("token exchange: %w: %w", errExchSaturated, ctx.Err())
+	}
 	status, body, err := x.endpoint.post(ctx, url.Values{
 		"grant_type":         {grantTokenExchange},
 		"subject_token":      {subjectToken},

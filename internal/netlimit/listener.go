@@ -19,29 +19,40 @@ type Listener struct {
 	closeOnce sync.Once
 
 	mu      sync.Mutex
+	now     func() time.Time
 	idle    map[net.Conn]time.Time // connections idle between requests, since
+	fresh   map[net.Conn]time.Time // connections without a first request yet, since
 	evicted atomic.Int64
 }
 
 // New returns ln limited to n open connections (n > 0).
 func New(ln net.Listener, n int) *Listener {
-	return &Listener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}), idle: map[net.Conn]time.Time{}}
+	return &Listener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}), now: time.Now,
+		idle: map[net.Conn]time.Time{}, fresh: map[net.Conn]time.Time{}}
 }
 
+// stalledAfter is how long a new connection may go without a whole first
+// request header before a full listener may close it to make room. Clients
+// send their request at once; without this, connections that send part of
+// a header and stall would hold every slot for the server's header
+// timeout (10 s), again and again.
+const stalledAfter = time.Second
+
 // ConnState is to be set as the http.Server's ConnState: it tracks the
-// connections idle between two requests, which Accept may close when the
-// listener is full. Connections that never sent a request are not
-// tracked (the server's header timeout bounds them).
+// connections idle between two requests and those still without a first
+// request, which Accept may close when the listener is full.
 func (l *Listener) ConnState(c net.Conn, st http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	switch st {
+	case http.StateNew:
+		l.fresh[c] = l.now()
 	case http.StateIdle:
-		l.mu.Lock()
-		l.idle[c] = time.Now()
-		l.mu.Unlock()
+		delete(l.fresh, c)
+		l.idle[c] = l.now()
 	case http.StateActive, http.StateHijacked, http.StateClosed:
-		l.mu.Lock()
+		delete(l.fresh, c)
 		delete(l.idle, c)
-		l.mu.Unlock()
 	}
 }
 
@@ -73,17 +84,19 @@ func (l *Listener) acquire() bool {
 	}
 }
 
-// evictIdle closes the connection idle the longest, if any.
+// evictIdle closes the connection idle the longest, if any, else the
+// oldest one that has not sent a whole first request header for
+// stalledAfter.
 func (l *Listener) evictIdle() {
 	l.mu.Lock()
-	var oldest net.Conn
-	var since time.Time
-	for c, t := range l.idle {
-		if oldest == nil || t.Before(since) {
-			oldest, since = c, t
+	oldest, _ := oldestOf(l.idle)
+	delete(l.idle, oldest)
+	if oldest == nil {
+		if c, t := oldestOf(l.fresh); c != nil && l.now().Sub(t) >= stalledAfter {
+			oldest = c
+			delete(l.fresh, c)
 		}
 	}
-	delete(l.idle, oldest)
 	l.mu.Unlock()
 	if oldest != nil {
 		l.evicted.Add(1)
@@ -91,15 +104,26 @@ func (l *Listener) evictIdle() {
 	}
 }
 
-// Evicted is the number of idle connections closed to make room.
+// oldestOf returns the connection of m with the earliest time, or nil.
+func oldestOf(m map[net.Conn]time.Time) (oldest net.Conn, since time.Time) {
+	for c, t := range m {
+		if oldest == nil || t.Before(since) {
+			oldest, since = c, t
+		}
+	}
+	return oldest, since
+}
+
+// Evicted is the number of idle or stalled connections closed to make room.
 func (l *Listener) Evicted() int64 { return l.evicted.Load() }
 
 // Accept waits for a free slot, then accepts a connection. When every
 // slot is taken it accepts the next connection (one at most is held so,
 // unserved) and makes room for it by closing the connection idle the
-// longest between two requests (see ConnState), so that idle keep-alive
-// connections cannot lock new clients out; without an idle one it waits
-// for a slot. It returns net.ErrClosed once the listener is closed.
+// longest between two requests, else the oldest one without a whole first
+// request header after stalledAfter (see ConnState), so that idle
+// keep-alive connections and stalled ones cannot lock new clients out;
+// without one it waits for a slot. It returns net.ErrClosed once the listener is closed.
 func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case l.sem <- struct{}{}:

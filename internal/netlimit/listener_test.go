@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -151,4 +152,63 @@ func BenchmarkConnState(b *testing.B) {
 		ln.ConnState(c, http.StateActive)
 		ln.ConnState(c, http.StateIdle)
 	}
+}
+
+// TestEvictStalled: with no idle connection, a full listener closes the
+// oldest connection that has sent no whole first request header for
+// stalledAfter, and never a younger one nor an active one.
+func TestEvictStalled(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := New(inner, 2)
+	defer ln.Close()
+	var offset atomic.Int64
+	t0 := time.Now()
+	ln.now = func() time.Time { return t0.Add(time.Duration(offset.Load())) }
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func() {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	dial()
+	a := <-accepted
+	ln.ConnState(a, http.StateNew)
+	dial()
+	b := <-accepted
+	ln.ConnState(b, http.StateNew)
+	ln.ConnState(b, http.StateActive)
+	offset.Store(int64(stalledAfter / 2))
+	dial()
+	select {
+	case <-accepted:
+		t.Fatal("a connection younger than stalledAfter was closed to make room")
+	case <-time.After(3 * evictEvery):
+	}
+	offset.Store(int64(stalledAfter))
+	c := <-accepted
+	if ln.Evicted() != 1 {
+		t.Fatalf("evicted: got %d, want 1", ln.Evicted())
+	}
+	if _, err := a.Write([]byte("x")); err == nil {
+		t.Error("the stalled connection was not closed")
+	}
+	if _, err := b.Write([]byte("x")); err != nil {
+		t.Errorf("the active connection was closed: %v", err)
+	}
+	c.Close()
+	b.Close()
 }
