@@ -129,7 +129,7 @@ func startDemo(ctx context.Context, dir string, log *zap.Logger, stderr io.Write
 		return nil, &usageError{msg: fmt.Sprintf("the example folder %s is not here", dir),
 			hint: "run the demo from the repository root (go run ./cmd/embedtoken demo), or pass --config path/to/hcl"}
 	}
-	base, err := loadCatalog([]string{dir}, catalog.KeysSkip, demoRuns, stderr)
+	base, err := loadCatalogDiags([]string{dir}, catalog.KeysSkip, demoRuns, stderr, true) // warnings are check's
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +317,7 @@ func (d *demo) sidecarCatalog(dir string, a *catalog.API, upstream string, stder
 	}
 	file := filepath.Join(dir, "sidecars", a.Name+".hcl")
 	if _, err := os.Stat(file); err == nil {
-		shipped, err := loadCatalog([]string{dir, file}, catalog.KeysSkip, demoRuns, stderr)
+		shipped, err := loadCatalogDiags([]string{dir, file}, catalog.KeysSkip, demoRuns, stderr, true)
 		if err != nil {
 			return nil, err
 		}

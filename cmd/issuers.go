@@ -37,7 +37,7 @@ type issuerProfile struct {
 }
 
 const (
-	srcHydra   = "Ory Hydra v2 token hook (oauth2.token_hook): DESIGN.md 'Hook endpoints'; measured in e2e/hydra_hook_test.go"
+	srcHydra   = "Ory Hydra v2 token hook (oauth2.token_hook): docs/hooks.md 'POST /hooks/hydra'; measured in e2e/hydra_hook_test.go"
 	srcOIDC    = "node-oidc-provider 9.x extraTokenClaims (lib/helpers/configuration_result.js: a plain object) and deploy/oidc-provider/server.js"
 	srcOkta    = "https://developer.okta.com/docs/reference/token-hook/ and https://developer.okta.com/docs/concepts/inline-hooks/ ('Time out and retry')"
 	srcCognito = "https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-lambda-pre-token-generation.html"

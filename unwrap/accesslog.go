@@ -43,6 +43,9 @@ type accessInfo struct {
 	source string
 	cached bool
 	detail string
+	// path is the raw path decide judged: the original request's on the
+	// decision endpoints. Empty when decide did not get that far.
+	path string
 }
 
 // refused records a refusal.
@@ -83,10 +86,11 @@ func (s *Sidecar) logAccess(r *http.Request, ri *requestInfo) {
 		return
 	}
 	a := &ri.access
-	path, _, ok := rawPath(r)
-	if !ok {
+	path := a.path
+	if path == "" {
 		path = printable(r.URL.EscapedPath())
-	} else if len(path) > maxLoggedPath {
+	}
+	if len(path) > maxLoggedPath {
 		path = path[:maxLoggedPath] + "..." // printable ASCII: the cut splits no character
 	}
 	fields := make([]zap.Field, 0, 10)

@@ -233,6 +233,15 @@ func TestAuthzMetricsAndLogs(t *testing.T) {
 	if !e.reasonLogged(ReasonSignature) && !e.reasonLogged(ReasonMalformed) {
 		t.Error("refusal not logged with its reason")
 	}
+	// The access log names the original request's path, not the endpoint's.
+	paths := map[string]int{}
+	for _, en := range e.logs.FilterLoggerName("unwrap.access").All() {
+		p, _ := en.ContextMap()["path"].(string)
+		paths[p]++
+	}
+	if paths["/orders"] != 3 || paths["/healthz"] != 1 || paths["/authz/forward"] != 0 {
+		t.Errorf("access log paths %v, want /orders 3 times and /healthz once", paths)
+	}
 }
 
 // TestDecisionOnlySidecar: a sidecar with authz_listen and no

@@ -26,6 +26,7 @@ func (s *Sidecar) decide(w http.ResponseWriter, r *http.Request, ri *requestInfo
 		s.fail(w, r, ri, badRequest(ReasonBadPath))
 		return false
 	}
+	ri.access.path = raw
 	if hasQueryToken(r.URL.RawQuery) {
 		s.fail(w, r, ri, badRequest(ReasonQueryToken))
 		return false
