@@ -94,7 +94,7 @@ func TestEnvoyGRPC(t *testing.T) {
 	grpcAddr, httpAddr, admin := a[0], a[1], a[2]
 	file := filepath.Join(st.dir, "sidecars", "orders-envoy.hcl")
 	writeFile(t, file, shippedFile(t, "sidecar/orders-envoy.hcl", map[string]string{
-		"127.0.0.1:8443": grpcAddr, shippedAuthz: httpAddr, "127.0.0.1:9901": admin}))
+		"127.0.0.1:8443": grpcAddr, shippedAuthz: httpAddr, "127.0.0.1:9911": admin}))
 
 	t.Run("embedtoken alone refuses authz_grpc_listen", func(t *testing.T) {
 		out, code := runCmd(t, needBinary(t), st.env(), "sidecar", "--config", st.dir, "--config", file)

@@ -17,7 +17,7 @@ func authzSidecar(t *testing.T, st *stack) (p *proc, authz, admin string) {
 	t.Helper()
 	a := freeAddrs(t, 2)
 	authz, admin = a[0], a[1]
-	src := shippedFile(t, "sidecar/orders-authz.hcl", map[string]string{shippedAuthz: authz, "127.0.0.1:9901": admin})
+	src := shippedFile(t, "sidecar/orders-authz.hcl", map[string]string{shippedAuthz: authz, "127.0.0.1:9911": admin})
 	file := filepath.Join(st.dir, "sidecars", "orders-authz.hcl")
 	writeFile(t, file, src)
 	p = startOwned(t, st.owner, "sidecar-authz", st.env(), needBinary(t), "sidecar", "--config", st.dir, "--config", file, "--log-level", "debug")

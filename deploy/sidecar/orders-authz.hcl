@@ -10,7 +10,7 @@ sidecar {
   api               = "orders"
   authz_listen      = "127.0.0.1:8442"   # /authz/forward and /authz/envoy/<path>
   # Envoy's gRPC ext_authz: deploy/sidecar/orders-envoy.hcl (embedtoken-envoy).
-  admin_listen      = "127.0.0.1:9901"
+  admin_listen      = "127.0.0.1:9911"   # not 9901: a proxying orders sidecar may run beside it
   leeway            = "30s"
   public_paths      = ["/healthz"]
   strip_headers     = ["Cookie"]

@@ -10,7 +10,7 @@ sidecar {
   api               = "orders"
   authz_grpc_listen = "127.0.0.1:8443"   # envoy.service.auth.v3.Authorization (h2c)
   authz_listen      = "127.0.0.1:8442"   # /authz/envoy/<path> for Envoy's HTTP ext_authz
-  admin_listen      = "127.0.0.1:9901"
+  admin_listen      = "127.0.0.1:9911"   # not 9901: a proxying orders sidecar may run beside it
   leeway            = "30s"
   public_paths      = ["/healthz"]
   strip_headers     = ["Cookie"]
