@@ -248,6 +248,22 @@ func (h *hookServer) fail(w http.ResponseWriter, r *http.Request, endpoint strin
 	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
 
+// answer sends an issuer hook's 200 answer v, encoded before anything is
+// written, so that a value that does not encode is answered as a failure
+// (mintFailed) rather than as a truncated 200.
+func (h *hookServer) answer(w http.ResponseWriter, r *http.Request, endpoint string, v any) {
+	b, err := marshalCompact(v)
+	if err != nil {
+		h.mintFailed(w, r, endpoint, http.StatusForbidden, "access_denied", errors.Join(errors.New("mint: encode "+endpoint+" answer"), err))
+		return
+	}
+	h.metrics.hookRequest(endpoint, reasonOK)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
 // writeJSON writes v as the JSON body of a response that must not be
 // cached.
 func writeJSON(w http.ResponseWriter, status int, v any) {

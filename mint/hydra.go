@@ -2,7 +2,6 @@ package mint
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -111,16 +110,7 @@ func (h *hookServer) hydra(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Session.AccessToken[claim] = res.MapJSON()
 	out.Session.IDToken = idExt
-	b, err := marshalCompact(out)
-	if err != nil {
-		// Only a RawMessage that is not JSON fails here, and decoding
-		// validated them all.
-		h.mintFailed(w, r, endpoint, http.StatusForbidden, "access_denied", errors.Join(errors.New("mint: encode hydra answer"), err))
-		return
-	}
-	h.metrics.hookRequest(endpoint, reasonOK)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	// Only a RawMessage that is not JSON fails to encode, and decoding
+	// validated them all.
+	h.answer(w, r, endpoint, out)
 }

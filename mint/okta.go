@@ -2,7 +2,6 @@ package mint
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -206,16 +205,7 @@ func (h *hookServer) okta(w http.ResponseWriter, r *http.Request) {
 		Type:  "com.okta.access.patch",
 		Value: []oktaOp{{Op: "add", Path: "/claims/" + m.Claim(), Value: res.MapJSON()}},
 	}}}
-	b, err := marshalCompact(ans)
-	if err != nil {
-		h.mintFailed(w, r, endpoint, http.StatusForbidden, "access_denied", errors.Join(errors.New("mint: encode okta answer"), err))
-		return
-	}
-	h.metrics.hookRequest(endpoint, reasonOK)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	h.answer(w, r, endpoint, ans)
 }
 
 // writeOktaError answers a failure the way Okta denies a token: 200 with
