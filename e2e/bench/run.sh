@@ -14,7 +14,17 @@
 #   ROUNDS (5), DURATION (10s), HOOK_ROUNDS (3), HOOK_DURATION (5s),
 #   EMBEDTOKEN_BIN (use this binary instead of building one),
 #   SKIP_OAUTH2PROXY=1, SKIP_MINT=1, SKIP_SIZE=1.
+#   SETUP=second: issue 14's independent set-up of the proxy suite alone
+#   (wrk -t1 -c16 on cpu0, servers on cpu1, 6 s runs, K = 5 generated APIs,
+#   typ JWT outer tokens with 15-minute lifetimes, 5000-token cold pool,
+#   cache_entries 1000; about 5 minutes with ROUNDS=5). Size, mint, hook
+#   and gateway are skipped.
 set -eu
+setup=${SETUP:-first}
+duration=${DURATION:-}
+if [ "$setup" = second ]; then
+	SKIP_SIZE=1 SKIP_MINT=1
+fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -42,6 +52,12 @@ else
 	go build -C "$repo" -o "$bin/embedtoken" ./cmd/embedtoken
 fi
 go build -C "$repo" -o "$bin/loadbench" ./e2e/bench/cmd/loadbench
+floorbin=
+if [ "$setup" = second ]; then
+	# The bare proxy in a binary of its own: its RSS is a minimal Go proxy's.
+	go build -C "$repo" -o "$bin/bareproxy" ./e2e/bench/cmd/bareproxy
+	floorbin=$bin/bareproxy
+fi
 o2p=
 if [ "${SKIP_OAUTH2PROXY:-}" != 1 ]; then
 	o2p=$("$repo/e2e/oauth2proxy/build.sh" "$bin/oauth2-proxy")
@@ -78,9 +94,13 @@ echo "== load (loadbench)"
 # The gateway suite (nginx alone vs nginx + auth_request -> embedtoken)
 # runs when nginx is installed (e2e/nginx/install.sh).
 nginx=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
+suites="proxy,hook${nginx:+,gateway}"
+if [ "$setup" = second ]; then
+	suites=proxy nginx=
+fi
 "$bin/loadbench" -embedtoken "$bin/embedtoken" ${o2p:+-oauth2-proxy "$o2p"} -repo "$repo" -out "$out" \
-	-suites "proxy,hook${nginx:+,gateway}" ${nginx:+-nginx "$nginx"} \
-	-rounds "${ROUNDS:-5}" -duration "${DURATION:-10s}" \
+	-suites "$suites" ${nginx:+-nginx "$nginx"} -setup "$setup" ${floorbin:+-floor-bin "$floorbin"} \
+	-rounds "${ROUNDS:-5}" ${duration:+-duration "$duration"} \
 	-hook-rounds "${HOOK_ROUNDS:-3}" -hook-duration "${HOOK_DURATION:-5s}" 2>"$out/loadbench.log" ||
 	{ tail -30 "$out/loadbench.log"; exit 1; }
 echo "results: $out (summary.md, results.json, size.txt, benchstat.txt, logs/)"

@@ -69,6 +69,8 @@ type config struct {
 	serverCPU    string
 	loadCPU      string
 	nginx        string
+	setup        string
+	floorBin     string
 }
 
 func run(args []string) error {
@@ -90,7 +92,12 @@ func run(args []string) error {
 	fs.DurationVar(&c.hookDuration, "hook-duration", 5*time.Second, "measured time of each hook run")
 	fs.StringVar(&c.serverCPU, "server-cpu", "0", "taskset CPU list of the servers (empty: no pinning)")
 	fs.StringVar(&c.loadCPU, "load-cpu", "1", "taskset CPU list of wrk (empty: no pinning)")
+	fs.StringVar(&c.floorBin, "floor-bin", "", "bare proxy binary (cmd/bareproxy) for the floor configuration (default: loadbench's own floor subcommand)")
+	fs.StringVar(&c.setup, "setup", setupFirst, "proxy suite set-up: first, or second (issue 14's: see setup2.go)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := c.applySetup(fs); err != nil {
 		return err
 	}
 	if c.embedtoken == "" {
@@ -102,7 +109,7 @@ func run(args []string) error {
 	if runtime.NumCPU() < 2 {
 		c.serverCPU, c.loadCPU = "", ""
 	}
-	for _, p := range []*string{&c.embedtoken, &c.oauth2proxy, &c.repo} {
+	for _, p := range []*string{&c.embedtoken, &c.oauth2proxy, &c.repo, &c.floorBin} {
 		if *p != "" {
 			abs, err := filepath.Abs(*p)
 			if err != nil {
@@ -136,8 +143,8 @@ func run(args []string) error {
 		return err
 	}
 	rep := &report{Machine: machine(), Started: time.Now().UTC().Format(time.RFC3339),
-		Settings: fmt.Sprintf("wrk -t1 -c%d, %s measured after %s warm-up, servers on cpu %q, wrk on cpu %q, cache_entries %d, cold pool %d tokens",
-			c.conns, c.duration, c.warmup, c.serverCPU, c.loadCPU, c.cacheEntries, c.pool)}
+		Settings: fmt.Sprintf("set-up %s: wrk -t1 -c%d, %s measured after %s warm-up, servers on cpu %q, wrk on cpu %q, cache_entries %d, cold pool %d tokens",
+			c.setup, c.conns, c.duration, c.warmup, c.serverCPU, c.loadCPU, c.cacheEntries, c.pool)}
 	fmt.Fprintf(os.Stderr, "loadbench: results in %s\n", c.out)
 	if strings.Contains(c.suites, "proxy") {
 		if err := proxySuite(&c, rep, w, self, work, logs); err != nil {

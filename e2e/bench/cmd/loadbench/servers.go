@@ -1,37 +1,19 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/embedtoken/embedtoken/e2e/bench/floor"
 )
 
 // serveUntilSignal serves h on addr until SIGTERM or SIGINT.
-func serveUntilSignal(addr string, h http.Handler) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
-}
+var serveUntilSignal = floor.ServeUntilSignal
 
 // upstreamBody is what the upstream answers: a small JSON document, as an
 // API might.
@@ -45,33 +27,9 @@ func runUpstream(addr string) error {
 	}))
 }
 
-// runFloor is the bare reverse proxy: no token work, the Transport tuned as
-// the sidecar's is (Go's default keeps only 2 idle connections per host).
-func runFloor(addr, upstream string) error {
-	u, err := url.Parse(upstream)
-	if err != nil {
-		return err
-	}
-	tr := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     true,
-	}
-	rp := &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
-		Transport: tr,
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ready\n")) })
-	mux.Handle("/", rp)
-	return serveUntilSignal(addr, mux)
-}
+// runFloor is the bare reverse proxy (package floor; cmd/bareproxy is the
+// same in a binary of its own).
+var runFloor = floor.Run
 
 // keyServer is the development issuer's OIDC discovery document and JWKS,
 // for the sidecar's trust block and oauth2-proxy alike.

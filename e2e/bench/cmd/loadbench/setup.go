@@ -119,21 +119,37 @@ func loadCatalog(dir string) (*catalog.Catalog, error) {
 // publishes.
 type devIssuer struct {
 	*mint.DevIssuer
-	jwks jose.JSONWebKeySet
+	jwks   jose.JSONWebKeySet
+	key    crypto.Signer
+	typJWT bool // Sign's tokens are signed again with typ JWT
 }
 
 func newDevIssuer(issuer string) (*devIssuer, error) {
+	return newDevIssuerFor(issuer, 3*time.Hour, false)
+}
+
+func newDevIssuerFor(issuer string, lifetime time.Duration, typJWT bool) (*devIssuer, error) {
 	key, err := catalog.GenerateKey("RS256", 2048)
 	if err != nil {
 		return nil, err
 	}
 	d, err := mint.NewDevIssuer(key, jose.RS256, mint.DevIssuerOptions{
-		Issuer: issuer, KeyID: "bench-1", Audience: []string{benchAudience}, Lifetime: 3 * time.Hour,
+		Issuer: issuer, KeyID: "bench-1", Audience: []string{benchAudience}, Lifetime: lifetime,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &devIssuer{DevIssuer: d, jwks: jose.JSONWebKeySet{Keys: []jose.JSONWebKey{catalog.PublicJWK("bench-1", jose.RS256, key.(crypto.Signer))}}}, nil
+	return &devIssuer{DevIssuer: d, jwks: jose.JSONWebKeySet{Keys: []jose.JSONWebKey{catalog.PublicJWK("bench-1", jose.RS256, key.(crypto.Signer))}},
+		key: key.(crypto.Signer), typJWT: typJWT}, nil
+}
+
+// Sign is mint.DevIssuer's, signed again with typ JWT when so configured.
+func (d *devIssuer) Sign(s mint.Subject, res mint.Result) (string, error) {
+	tok, err := d.DevIssuer.Sign(s, res)
+	if err != nil || !d.typJWT {
+		return tok, err
+	}
+	return resignTypJWT(tok, d.key, "bench-1")
 }
 
 // mintOuterTokens mints n outer tokens (each with fresh inner tokens) for

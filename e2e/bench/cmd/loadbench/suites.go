@@ -48,7 +48,11 @@ func proxySuite(c *config, rep *report, w *wrkRunner, self, work, logs string) e
 		ports[n] = p
 	}
 	upURL := "http://" + addr(ports["upstream"])
-	dev, err := newDevIssuer("http://" + addr(ports["keys"]))
+	pc, err := c.proxyCatalog()
+	if err != nil {
+		return err
+	}
+	dev, err := newDevIssuerFor("http://"+addr(ports["keys"]), pc.outerLifetime, pc.typJWT)
 	if err != nil {
 		return err
 	}
@@ -57,39 +61,33 @@ func proxySuite(c *config, rep *report, w *wrkRunner, self, work, logs string) e
 		return err
 	}
 	defer ks.close()
-
-	src, err := shippedCatalog(c.repo)
-	if err != nil {
-		return err
-	}
-	src = longLived(src)
 	trust := fmt.Sprintf(`trust "bench" {
   issuer     = %q
   jwks_url   = "%s/.well-known/jwks.json"
   algorithms = ["RS256"]
   audience   = [%q]
-}
-`, ks.url, ks.url, benchAudience)
+%s}
+`, ks.url, ks.url, benchAudience, pc.trustExtra)
 	sidecar := fmt.Sprintf(`sidecar {
-  api              = "orders"
+  api              = %q
   listen           = %q
   upstream         = %q
   admin_listen     = %q
   cache_entries    = %d
   shutdown_timeout = "2s"
 }
-`, addr(ports["sidecar"]), upURL, addr(ports["admin"]), c.cacheEntries)
-	dir, err := writeConfigDir(work, "proxy", src, map[string]string{"trust.hcl": trust, "sidecars/orders.hcl": sidecar})
+`, pc.api, addr(ports["sidecar"]), upURL, addr(ports["admin"]), c.cacheEntries)
+	dir, err := writeConfigDir(work, "proxy", pc.src, map[string]string{"trust.hcl": trust, "sidecars/orders.hcl": sidecar})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "loadbench: minting %d outer tokens (RS256-2048 outer, shipped catalog)\n", c.pool)
+	fmt.Fprintf(os.Stderr, "loadbench: minting %d outer tokens (RS256-2048 outer, set-up %s, sidecar fronts %s)\n", c.pool, c.setup, pc.api)
 	warmFile, coldFile := filepath.Join(work, "warm.tokens"), filepath.Join(work, "cold.tokens")
-	warmTok, err := mintOuterTokens(dir, dev, shippedScopes, 1, warmFile)
+	warmTok, err := mintOuterTokens(dir, dev, pc.scopes, 1, warmFile)
 	if err != nil {
 		return err
 	}
-	if _, err := mintOuterTokens(dir, dev, shippedScopes, c.pool, coldFile); err != nil {
+	if _, err := mintOuterTokens(dir, dev, pc.scopes, c.pool, coldFile); err != nil {
 		return err
 	}
 	rep.OuterTokenBytes = len(warmTok)
@@ -107,6 +105,9 @@ func proxySuite(c *config, rep *report, w *wrkRunner, self, work, logs string) e
 		{name: "direct", url: upURL, tokenFile: warmFile, fixed: up},
 		{name: "floor", url: "http://" + addr(ports["floor"]), readyURL: "http://" + addr(ports["floor"]) + "/readyz", tokenFile: warmFile,
 			start: func() (*proc, error) {
+				if c.floorBin != "" {
+					return start(logs, "floor", c.serverCPU, baseEnv(), c.floorBin, addr(ports["floor"]), upURL)
+				}
 				return start(logs, "floor", c.serverCPU, baseEnv(), self, "floor", addr(ports["floor"]), upURL)
 			}},
 	}
