@@ -12,7 +12,7 @@ import (
 func newLogger(w io.Writer, level string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, &usageError{msg: "bad --log-level: " + err.Error()}
+		return nil, &usageError{msg: "bad --log-level: " + err.Error(), hint: "use debug, info (the default), warn or error"}
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey = "ts"

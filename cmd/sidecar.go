@@ -29,7 +29,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// The HTTP/1 transport logs to the standard logger, with upstream bytes.
 	defer httplog.RedirectStd(log.Named("stdlog"))()
 	if cat.Sidecar == nil {
-		return &configError{msg: "the configuration has no sidecar block"}
+		return &usageError{msg: "the configuration has no sidecar block",
+			hint: "add the sidecar's own file: --config hcl/ --config hcl/sidecars/<api>.hcl"}
 	}
 	reg := newRegistry()
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
