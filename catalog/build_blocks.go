@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -279,6 +280,11 @@ func (l *loader) buildHook(rh *rawHook, f *decodedFile, ctx *hcl.EvalContext, d 
 		}
 	}
 	h.APIKey, _ = l.secret(rh.APIKey, ctx, "api_key", BlocksHook, d)
+	at := rh.DefRange
+	if rh.APIKey != nil && rh.APIKey.Range().Filename != "" {
+		at = rh.APIKey.Range()
+	}
+	h.APIKeyAt = fmt.Sprintf("%s:%d:%d", at.Filename, at.Start.Line, at.Start.Column)
 	l.checkAPIKeyLength(h.APIKey, rh.APIKey, d)
 	return h
 }

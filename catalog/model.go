@@ -292,10 +292,13 @@ type Hook struct {
 	AdminListen  string
 	APIKeyHeader string
 	APIKey       Secret
-	Generic      bool
-	Okta         bool // serve POST /hooks/okta (Okta token inline hook)
-	Timeout      time.Duration
-	TLS          *TLS
+	// APIKeyAt is where api_key is set (or the hook block, when it is
+	// not), as file:line:col, for the refusal of an empty key at start.
+	APIKeyAt string
+	Generic  bool
+	Okta     bool // serve POST /hooks/okta (Okta token inline hook)
+	Timeout  time.Duration
+	TLS      *TLS
 	// MaxConnections bounds the open connections of each of the hook's
 	// public and private listeners (see Limits).
 	MaxConnections int

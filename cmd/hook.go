@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -110,7 +111,7 @@ func checkHookBlock(cat *catalog.Catalog) error {
 	case cat.Hook == nil:
 		return errors.New("the configuration has no hook block")
 	case cat.Hook.APIKey.Empty():
-		return errors.New("hook.api_key is empty: set it (env(\"EMBEDTOKEN_HOOK_KEY\")) before starting the hook")
+		return fmt.Errorf("%s: hook.api_key is empty: set it (env(\"EMBEDTOKEN_HOOK_KEY\")) before starting the hook", cat.Hook.APIKeyAt)
 	case cat.Hook.Listen == "" || cat.Hook.AdminListen == "":
 		return errors.New("the hook block needs listen and admin_listen")
 	case cat.Hook.PublicListen == "" && cat.PublicListenerNeeded() != "":
