@@ -13,7 +13,8 @@
 # Servers run on cpu0 and wrk on cpu1 (taskset). Environment knobs:
 #   ROUNDS (5), DURATION (10s), HOOK_ROUNDS (3), HOOK_DURATION (5s),
 #   EMBEDTOKEN_BIN (use this binary instead of building one),
-#   SKIP_OAUTH2PROXY=1, SKIP_MINT=1, SKIP_SIZE=1.
+#   SKIP_OAUTH2PROXY=1, SKIP_MINT=1, SKIP_SIZE=1, FLOOR=inproc (the floor
+#   as a loadbench subcommand instead of the bareproxy binary).
 #   SETUP=second: issue 14's independent set-up of the proxy suite alone
 #   (wrk -t1 -c16 on cpu0, servers on cpu1, 6 s runs, K = 5 generated APIs,
 #   typ JWT outer tokens with 15-minute lifetimes, 5000-token cold pool,
@@ -53,8 +54,10 @@ else
 fi
 go build -C "$repo" -o "$bin/loadbench" ./e2e/bench/cmd/loadbench
 floorbin=
-if [ "$setup" = second ]; then
-	# The bare proxy in a binary of its own: its RSS is a minimal Go proxy's.
+if [ "${FLOOR:-bare}" = bare ]; then
+	# The bare proxy in a binary of its own (both set-ups): its RSS is a
+	# minimal Go proxy's. FLOOR=inproc runs loadbench's own floor
+	# subcommand instead (runs 1-4 of BENCHMARKS.md).
 	go build -C "$repo" -o "$bin/bareproxy" ./e2e/bench/cmd/bareproxy
 	floorbin=$bin/bareproxy
 fi
