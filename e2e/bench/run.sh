@@ -13,7 +13,7 @@
 # Servers run on cpu0 and wrk on cpu1 (taskset). Environment knobs:
 #   ROUNDS (5), DURATION (10s), HOOK_ROUNDS (3), HOOK_DURATION (5s),
 #   EMBEDTOKEN_BIN (use this binary instead of building one),
-#   SKIP_OAUTH2PROXY=1, SKIP_MINT=1, SKIP_SIZE=1, FLOOR=inproc (the floor
+#   SUITES (e.g. proxy), SKIP_OAUTH2PROXY=1, SKIP_MINT=1, SKIP_SIZE=1, FLOOR=inproc (the floor
 #   as a loadbench subcommand instead of the bareproxy binary).
 #   SETUP=second: issue 14's independent set-up of the proxy suite alone
 #   (wrk -t1 -c16 on cpu0, servers on cpu1, 6 s runs, K = 5 generated APIs,
@@ -101,6 +101,7 @@ suites="proxy,hook${nginx:+,gateway}"
 if [ "$setup" = second ]; then
 	suites=proxy nginx=
 fi
+suites=${SUITES:-$suites}
 "$bin/loadbench" -embedtoken "$bin/embedtoken" ${o2p:+-oauth2-proxy "$o2p"} -repo "$repo" -out "$out" \
 	-suites "$suites" ${nginx:+-nginx "$nginx"} -setup "$setup" ${floorbin:+-floor-bin "$floorbin"} \
 	-rounds "${ROUNDS:-5}" ${duration:+-duration "$duration"} \
