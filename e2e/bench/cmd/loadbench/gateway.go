@@ -73,6 +73,17 @@ func gatewaySuite(c *config, rep *report, w *wrkRunner, self, work, logs string)
 			"127.0.0.1:8442", decider, "/authz/forward", path).Replace(string(shipped))
 	}
 	authzConf := withDecider(addr(ports["authz"]), "/authz/forward")
+	confs := map[string]string{"authz.conf": authzConf, "alone.conf": "",
+		"floor.conf": withDecider(addr(ports["okauth"]), "/authz/forward"), "oauth2.conf": withDecider(addr(ports["oauth2"]), "/oauth2/auth")}
+	if c.nginxBase != "" {
+		// Another version of the shipped file, to compare with (-nginx-base).
+		b, err := os.ReadFile(c.nginxBase)
+		if err != nil {
+			return err
+		}
+		shipped = b
+		confs["base.conf"] = withDecider(addr(ports["authz"]), "/authz/forward")
+	}
 	aloneConf := fmt.Sprintf(`upstream bench_service { server %s; keepalive 32; }
 server {
     listen %s;
@@ -84,8 +95,8 @@ server {
 }
 `, addr(ports["upstream"]), gw)
 	nginxDir := filepath.Join(work, "nginx")
-	for name, body := range map[string]string{"authz.conf": authzConf, "alone.conf": aloneConf,
-		"floor.conf": withDecider(addr(ports["okauth"]), "/authz/forward"), "oauth2.conf": withDecider(addr(ports["oauth2"]), "/oauth2/auth")} {
+	confs["alone.conf"] = aloneConf
+	for name, body := range confs {
 		main := fmt.Sprintf("master_process off;\ndaemon off;\nworker_processes 1;\npid %[1]s/%[2]s.pid;\nerror_log %[3]s warn;\nevents { worker_connections 1024; }\nhttp {\n    access_log off;\n    include %[1]s/%[2]s.inc;\n}\n", nginxDir, name, filepath.Join(logs, "nginx-error.log"))
 		if err := os.MkdirAll(nginxDir, 0o700); err != nil {
 			return err
@@ -138,6 +149,9 @@ server {
 		{"nginx-authz-cold", "authz.conf", coldFile, sc},
 		{"nginx-authreq-floor", "floor.conf", warmFile, ok},
 	}
+	if c.nginxBase != "" {
+		targets = append(targets, gwTarget{"nginx-authz-warm-base", "base.conf", warmFile, sc})
+	}
 	if c.oauth2proxy != "" {
 		o2 := addr(ports["oauth2"])
 		// --set-authorization-header: like the sidecar, it returns an
@@ -158,7 +172,7 @@ server {
 		for i := range targets {
 			t := targets[(i+round-1)%len(targets)]
 			tg := target{name: t.name, url: "http://" + gw, tokenFile: t.tokens, start: startNginx(t.conf), fixed: t.decider}
-			s, err := measureGateway(c, w, tg, hdr)
+			s, err := measureGateway(c, w, tg, hdr, up)
 			if err != nil {
 				return fmt.Errorf("%s, round %d: %w", t.name, round, err)
 			}
@@ -182,8 +196,9 @@ func runOK(addr string) error {
 // measureGateway is measureProxy for an nginx that needs no readiness URL:
 // it polls the gateway itself with the token until it answers 200. t.fixed
 // is the decider (nil: none); its CPU over the measured window is added
-// to nginx's and kept apart in AuthCPUPer10k.
-func measureGateway(c *config, w *wrkRunner, t target, hdr http.Header) (sample, error) {
+// to nginx's and kept apart in AuthCPUPer10k; the upstream's (up) is added
+// too, so that CPUPer10k is all that the servers' CPU spends per request.
+func measureGateway(c *config, w *wrkRunner, t target, hdr http.Header, up *proc) (sample, error) {
 	p, err := t.start()
 	if err != nil {
 		return sample{}, err
@@ -205,23 +220,29 @@ func measureGateway(c *config, w *wrkRunner, t target, hdr http.Header) (sample,
 	if _, err := w.get(t.url, t.tokenFile, c.warmup); err != nil {
 		return sample{}, err
 	}
-	var deciderCPU float64
-	s, err := measured(p, "", func() (wrkResult, error) {
-		if t.fixed == nil {
-			return w.get(t.url, t.tokenFile, c.duration)
+	// CPU of a process that runs for the whole suite (nil: none).
+	cpuOf := func(p *proc) (float64, error) {
+		if p == nil {
+			return 0, nil
 		}
-		cpu0, err := cpuSeconds(t.fixed.pid())
-		if err != nil {
+		return cpuSeconds(p.pid())
+	}
+	var deciderCPU, upCPU float64
+	s, err := measured(p, "", func() (wrkResult, error) {
+		d0, err1 := cpuOf(t.fixed)
+		u0, err2 := cpuOf(up)
+		if err := errors.Join(err1, err2); err != nil {
 			return wrkResult{}, err
 		}
 		r, err := w.get(t.url, t.tokenFile, c.duration)
-		cpu1, err2 := cpuSeconds(t.fixed.pid())
-		deciderCPU = cpu1 - cpu0
-		return r, errors.Join(err, err2)
+		d1, err1 := cpuOf(t.fixed)
+		u1, err2 := cpuOf(up)
+		deciderCPU, upCPU = d1-d0, u1-u0
+		return r, errors.Join(err, err1, err2)
 	}, t.name)
 	if s.Requests > 0 {
 		s.AuthCPUPer10k = deciderCPU / float64(s.Requests) * 1e4
-		s.CPUPer10k += s.AuthCPUPer10k
+		s.CPUPer10k += s.AuthCPUPer10k + upCPU/float64(s.Requests)*1e4
 	}
 	return s, err
 }
@@ -234,7 +255,7 @@ func (r *report) gatewayMarkdown() string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("| gateway configuration | req/s | p50 ms | p99 ms | CPU s / 10k req (nginx + decider) | of which the decider |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| gateway configuration | req/s | p50 ms | p99 ms | CPU s / 10k req (nginx + decider + upstream) | of which the decider |\n|---|---|---|---|---|---|\n")
 	for _, c := range configs(r.Gateway) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", c, spreadOf(pick(r.Gateway, c, rps)).fmt(0),
 			spreadOf(pick(r.Gateway, c, p50)).fmt(2), spreadOf(pick(r.Gateway, c, p99)).fmt(2), spreadOf(pick(r.Gateway, c, cpu)).fmt(3),
@@ -251,9 +272,14 @@ func (r *report) gatewayMarkdown() string {
 		{"warm / auth_request floor req/s", "nginx-authz-warm", "nginx-authreq-floor", "", rps},
 		{"warm / oauth2-proxy auth_request req/s", "nginx-authz-warm", "nginx-oauth2-proxy", "≥ 4", rps},
 		{"cold / oauth2-proxy auth_request req/s", "nginx-authz-cold", "nginx-oauth2-proxy", "", rps},
-		{"oauth2-proxy / warm CPU per request (nginx + decider)", "nginx-oauth2-proxy", "nginx-authz-warm", "", cpu},
-		{"oauth2-proxy / embedtoken warm decider CPU per request", "nginx-oauth2-proxy", "nginx-authz-warm", "", authCPU},
-		{"warm / floor CPU per request (nginx + decider)", "nginx-authz-warm", "nginx-authreq-floor", "", cpu},
+		// On CPU per request (all servers share one CPU, so its inverse is
+		// the throughput a quiet machine would give): the same ratios.
+		{"nginx alone / warm CPU per request (≈ warm / alone req/s, CPU-bound)", "nginx-alone", "nginx-authz-warm", "≥ 0.6", cpu},
+		{"nginx alone / cold CPU per request", "nginx-alone", "nginx-authz-cold", "", cpu},
+		{"nginx alone / floor CPU per request", "nginx-alone", "nginx-authreq-floor", "", cpu},
+		{"oauth2-proxy / warm CPU per request (≈ warm / oauth2-proxy req/s)", "nginx-oauth2-proxy", "nginx-authz-warm", "≥ 4", cpu},
+		{"oauth2-proxy / embedtoken warm, decider CPU per request", "nginx-oauth2-proxy", "nginx-authz-warm", "", authCPU},
+		{"embedtoken warm / floor, decider CPU per request", "nginx-authz-warm", "nginx-authreq-floor", "", authCPU},
 	} {
 		if xs := ratio(r.Gateway, q.a, q.b, q.f); len(xs) > 0 {
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", q.label, spreadOf(xs).fmt(2), q.goal)

@@ -77,6 +77,7 @@ type config struct {
 	floorBin     string
 	envoy        string
 	grpcCalls    int
+	nginxBase    string
 }
 
 func run(args []string) error {
@@ -88,6 +89,7 @@ func run(args []string) error {
 	fs.StringVar(&c.out, "out", "", "folder for results.json, summary.md and logs (default: a new temporary folder)")
 	fs.StringVar(&c.suites, "suites", "proxy,hook", "what to run: proxy, hook, gateway (needs -nginx), grpc (needs -envoy), or several")
 	fs.StringVar(&c.nginx, "nginx", "", "nginx binary with auth_request, for the gateway suite")
+	fs.StringVar(&c.nginxBase, "nginx-base", "", "another version of deploy/nginx/embedtoken.conf for the gateway suite to compare with, warm (optional)")
 	fs.StringVar(&c.envoy, "envoy", "", "embedtoken-envoy binary for the grpc suite (several, comma-separated: compared run by run)")
 	fs.IntVar(&c.grpcCalls, "grpc-calls", 20000, "measured Check calls of each concurrent grpc run (a fifth of it one at a time and cold)")
 	fs.IntVar(&c.rounds, "rounds", 5, "rounds of the proxy configurations")
@@ -128,7 +130,7 @@ func run(args []string) error {
 		}
 		c.envoy = strings.Join(abs, ",")
 	}
-	for _, p := range []*string{&c.embedtoken, &c.oauth2proxy, &c.repo, &c.floorBin} {
+	for _, p := range []*string{&c.embedtoken, &c.oauth2proxy, &c.repo, &c.floorBin, &c.nginxBase} {
 		if *p != "" {
 			abs, err := filepath.Abs(*p)
 			if err != nil {
