@@ -46,13 +46,8 @@ func grpcSuite(c *config, rep *report, self, work, logs string) error {
 		return err
 	}
 	trust := fmt.Sprintf("trust \"bench\" {\n  issuer     = %q\n  jwks_url   = \"%s/.well-known/jwks.json\"\n  algorithms = [\"RS256\"]\n  audience   = [%q]\n}\n", ks.url, ks.url, benchAudience)
-	files := map[string]string{"trust.hcl": trust}
-	for i := range bins {
-		files[fmt.Sprintf("sidecars/orders%d.hcl", i)] = fmt.Sprintf("sidecar {\n  api               = \"orders\"\n  public_paths      = [\"/healthz\"]\n  authz_grpc_listen = %q\n  admin_listen      = %q\n  cache_entries     = %d\n  shutdown_timeout  = \"2s\"\n}\n",
-			addr(ports["grpc"+strconv.Itoa(i)]), addr(ports["admin"+strconv.Itoa(i)]), c.cacheEntries)
-	}
-	// The sidecar files must not be loaded together: each sidecar gets the
-	// shared catalog folder and its own file.
+	// Each sidecar gets the shared catalog folder and a file of its own
+	// outside it (two sidecar blocks in one folder would be loaded together).
 	dir, err := writeConfigDir(work, "grpc", longLived(src), map[string]string{"trust.hcl": trust})
 	if err != nil {
 		return err
@@ -71,7 +66,9 @@ func grpcSuite(c *config, rep *report, self, work, logs string) error {
 	sidecars := make([]*proc, len(bins))
 	for i, bin := range bins {
 		f := filepath.Join(sideDir, fmt.Sprintf("orders%d.hcl", i))
-		if err := os.WriteFile(f, []byte(files[fmt.Sprintf("sidecars/orders%d.hcl", i)]), 0o600); err != nil {
+		body := fmt.Sprintf("sidecar {\n  api               = \"orders\"\n  public_paths      = [\"/healthz\"]\n  authz_grpc_listen = %q\n  admin_listen      = %q\n  cache_entries     = %d\n  shutdown_timeout  = \"2s\"\n}\n",
+			addr(ports["grpc"+strconv.Itoa(i)]), addr(ports["admin"+strconv.Itoa(i)]), c.cacheEntries)
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
 			return err
 		}
 		sc, err := start(logs, fmt.Sprintf("grpc-sidecar%d", i), c.serverCPU, baseEnv(), bin, "sidecar", "--config", dir, "--config", f)
