@@ -161,29 +161,7 @@ func TestGatewayNginx(t *testing.T) {
 	bin := gatewayBin(t, "EMBEDTOKEN_NGINX_BIN", "/usr/sbin/nginx", "e2e/nginx/install.sh installs it")
 	a, authz := newAuthzAdv(t)
 	gw := freeAddr(t)
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "embedtoken.conf"), shippedFile(t, "nginx/embedtoken.conf", map[string]string{
-		shippedGateway: gw, shippedService: a.up.addr, shippedAuthz: authz}))
-	// The main configuration: foreground, a temporary prefix, the shipped
-	// file included in the http block.
-	writeFile(t, filepath.Join(dir, "nginx.conf"), fmt.Sprintf(`worker_processes 1;
-daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/client_body;
-    proxy_temp_path %[1]s/proxy;
-    include %[1]s/embedtoken.conf;
-}
-`, dir))
-	p := startProc(t, "nginx", baseEnv(), bin, "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
-	ctx, cancel := contextWithTimeout(readyTimeout)
-	defer cancel()
-	if err := waitTCP(ctx, gw); err != nil {
-		t.Fatalf("nginx: %v\n%s", err, p.tail(20))
-	}
+	p, dir := startShippedNginx(t, bin, gw, a.up.addr, authz)
 	gatewayContract(t, a, "http://"+gw)
 	t.Run("refusals carry embedtoken's request id and JSON body", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+gw+"/orders/1", nil)

@@ -9,7 +9,11 @@
 #   1. the token size table (go test -run TestOuterTokenSizes -v ./e2e/bench);
 #   2. mint's BenchmarkMint against BenchmarkRawSign (-count 8), with benchstat;
 #   3. loadbench: direct, bare reverse proxy, sidecar warm and cold,
-#      oauth2-proxy, interleaved in rounds; then the hook per catalog.
+#      oauth2-proxy, interleaved in rounds; the gateway suite (nginx alone,
+#      + auth_request to embedtoken warm and cold, to a Go server answering
+#      200, to oauth2-proxy) when nginx is installed; the gRPC Check suite
+#      (embedtoken-envoy, CPU per decision one at a time and concurrent);
+#      then the hook per catalog.
 # Servers run on cpu0 and wrk on cpu1 (taskset). Environment knobs:
 #   ROUNDS (5), DURATION (10s), HOOK_ROUNDS (3), HOOK_DURATION (5s),
 #   EMBEDTOKEN_BIN (use this binary instead of building one),
@@ -53,6 +57,7 @@ else
 	go build -C "$repo" -o "$bin/embedtoken" ./cmd/embedtoken
 fi
 go build -C "$repo" -o "$bin/loadbench" ./e2e/bench/cmd/loadbench
+go build -C "$repo" -o "$bin/embedtoken-envoy" ./cmd/embedtoken-envoy
 floorbin=
 if [ "${FLOOR:-bare}" = bare ]; then
 	# The bare proxy in a binary of its own (both set-ups): its RSS is a
@@ -97,12 +102,12 @@ echo "== load (loadbench)"
 # The gateway suite (nginx alone vs nginx + auth_request -> embedtoken)
 # runs when nginx is installed (e2e/nginx/install.sh).
 nginx=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
-suites="proxy,hook${nginx:+,gateway}"
+suites="proxy,hook,grpc${nginx:+,gateway}"
 if [ "$setup" = second ]; then
 	suites=proxy nginx=
 fi
 suites=${SUITES:-$suites}
-"$bin/loadbench" -embedtoken "$bin/embedtoken" ${o2p:+-oauth2-proxy "$o2p"} -repo "$repo" -out "$out" \
+"$bin/loadbench" -embedtoken "$bin/embedtoken" ${o2p:+-oauth2-proxy "$o2p"} -envoy "$bin/embedtoken-envoy" -repo "$repo" -out "$out" \
 	-suites "$suites" ${nginx:+-nginx "$nginx"} -setup "$setup" ${floorbin:+-floor-bin "$floorbin"} \
 	-rounds "${ROUNDS:-5}" ${duration:+-duration "$duration"} \
 	-hook-rounds "${HOOK_ROUNDS:-3}" -hook-duration "${HOOK_DURATION:-5s}" 2>"$out/loadbench.log" ||

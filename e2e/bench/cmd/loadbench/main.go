@@ -37,6 +37,10 @@ func main() {
 			err = runUpstream(os.Args[2])
 		case "floor":
 			err = runFloor(os.Args[2], os.Args[3])
+		case "ok":
+			err = runOK(os.Args[2])
+		case "grpc-load":
+			err = runGRPCLoad(os.Args[2:])
 		default:
 			err = run(os.Args[1:])
 		}
@@ -71,6 +75,9 @@ type config struct {
 	nginx        string
 	setup        string
 	floorBin     string
+	envoy        string
+	grpcCalls    int
+	nginxBase    string
 }
 
 func run(args []string) error {
@@ -80,8 +87,11 @@ func run(args []string) error {
 	fs.StringVar(&c.oauth2proxy, "oauth2-proxy", "", "oauth2-proxy binary (optional: without it that peer is skipped)")
 	fs.StringVar(&c.repo, "repo", ".", "repository root (for hcl/catalog.hcl)")
 	fs.StringVar(&c.out, "out", "", "folder for results.json, summary.md and logs (default: a new temporary folder)")
-	fs.StringVar(&c.suites, "suites", "proxy,hook", "what to run: proxy, hook, gateway (needs -nginx), or several")
+	fs.StringVar(&c.suites, "suites", "proxy,hook", "what to run: proxy, hook, gateway (needs -nginx), grpc (needs -envoy), or several")
 	fs.StringVar(&c.nginx, "nginx", "", "nginx binary with auth_request, for the gateway suite")
+	fs.StringVar(&c.nginxBase, "nginx-base", "", "another version of deploy/nginx/embedtoken.conf for the gateway suite to compare with, warm (optional)")
+	fs.StringVar(&c.envoy, "envoy", "", "embedtoken-envoy binary for the grpc suite (several, comma-separated: compared run by run)")
+	fs.IntVar(&c.grpcCalls, "grpc-calls", 20000, "measured Check calls of each concurrent grpc run (a fifth of it one at a time and cold)")
 	fs.IntVar(&c.rounds, "rounds", 5, "rounds of the proxy configurations")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time of each proxy run")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
@@ -109,7 +119,18 @@ func run(args []string) error {
 	if runtime.NumCPU() < 2 {
 		c.serverCPU, c.loadCPU = "", ""
 	}
-	for _, p := range []*string{&c.embedtoken, &c.oauth2proxy, &c.repo, &c.floorBin} {
+	if c.envoy != "" {
+		var abs []string
+		for _, p := range strings.Split(c.envoy, ",") {
+			a, err := filepath.Abs(p)
+			if err != nil {
+				return err
+			}
+			abs = append(abs, a)
+		}
+		c.envoy = strings.Join(abs, ",")
+	}
+	for _, p := range []*string{&c.embedtoken, &c.oauth2proxy, &c.repo, &c.floorBin, &c.nginxBase} {
 		if *p != "" {
 			abs, err := filepath.Abs(*p)
 			if err != nil {
@@ -156,6 +177,11 @@ func run(args []string) error {
 			return err
 		}
 	}
+	if strings.Contains(c.suites, "grpc") && c.envoy != "" {
+		if err := grpcSuite(&c, rep, self, work, logs); err != nil {
+			return err
+		}
+	}
 	if strings.Contains(c.suites, "hook") {
 		if err := hookSuite(&c, rep, w, work, logs); err != nil {
 			return err
@@ -168,7 +194,7 @@ func run(args []string) error {
 	if err := os.WriteFile(filepath.Join(c.out, "results.json"), b, 0o644); err != nil {
 		return err
 	}
-	summary := rep.markdown() + rep.gatewayMarkdown()
+	summary := rep.markdown() + rep.gatewayMarkdown() + rep.grpcMarkdown()
 	if err := os.WriteFile(filepath.Join(c.out, "summary.md"), []byte(summary), 0o644); err != nil {
 		return err
 	}

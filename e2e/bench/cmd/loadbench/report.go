@@ -16,6 +16,7 @@ type report struct {
 	Proxy           []sample `json:"proxy"`
 	Hook            []sample `json:"hook"`
 	Gateway         []sample `json:"gateway,omitempty"`
+	GRPC            []sample `json:"grpc,omitempty"`
 }
 
 // spread is min / median / max.

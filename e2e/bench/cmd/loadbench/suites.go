@@ -24,6 +24,8 @@ type sample struct {
 	PeakRSSMB float64 `json:"peak_rss_mib"`  // VmHWM of the measured process
 	CacheHit  float64 `json:"cache_hit_ratio,omitempty"`
 	Tokens    int     `json:"tokens_signed,omitempty"` // per hook request
+	// AuthCPUPer10k is the gateway suite's decider (already in CPUPer10k).
+	AuthCPUPer10k float64 `json:"auth_cpu_s_per_10k,omitempty"`
 }
 
 // target is one configuration: how to start its process (nil: measure an
@@ -122,23 +124,7 @@ func proxySuite(c *config, rep *report, w *wrkRunner, self, work, logs string) e
 		o2 := "http://" + addr(ports["oauth2"])
 		targets = append(targets, target{name: "oauth2-proxy", url: o2, readyURL: o2 + "/ping", tokenFile: warmFile,
 			start: func() (*proc, error) {
-				// Its best case: the token's aud is its client id, so the first
-				// verifier accepts it; request logging off (the sidecar logs no
-				// line per request either). Flags as in its docs for JWT bearer mode.
-				return start(logs, "oauth2-proxy", c.serverCPU, baseEnv(), c.oauth2proxy,
-					"--http-address="+addr(ports["oauth2"]),
-					"--upstream="+upURL+"/",
-					"--provider=oidc",
-					"--oidc-issuer-url="+ks.url,
-					"--client-id="+benchAudience,
-					"--client-secret=bench-client-secret",
-					"--cookie-secret=0123456789abcdef0123456789abcdef",
-					"--cookie-secure=false",
-					"--email-domain=*",
-					"--skip-jwt-bearer-tokens",
-					"--extra-jwt-issuers="+ks.url+"="+benchAudience,
-					"--request-logging=false",
-				)
+				return start(logs, "oauth2-proxy", c.serverCPU, baseEnv(), c.oauth2proxy, oauth2ProxyArgs(addr(ports["oauth2"]), upURL, ks.url)...)
 			}})
 	}
 
