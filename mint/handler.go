@@ -253,6 +253,12 @@ func (h *hookServer) fail(w http.ResponseWriter, r *http.Request, endpoint strin
 // (mintFailed) rather than as a truncated 200.
 func (h *hookServer) answer(w http.ResponseWriter, r *http.Request, endpoint string, v any) {
 	b, err := marshalCompact(v)
+	h.answerJSON(w, r, endpoint, b, err)
+}
+
+// answerJSON sends b, an issuer hook's 200 answer encoded by its caller,
+// or, when encoding failed with err, the failure.
+func (h *hookServer) answerJSON(w http.ResponseWriter, r *http.Request, endpoint string, b []byte, err error) {
 	if err != nil {
 		h.mintFailed(w, r, endpoint, http.StatusForbidden, "access_denied", errors.Join(errors.New("mint: encode "+endpoint+" answer"), err))
 		return

@@ -13,14 +13,7 @@ import (
 // jsonString returns s as a JSON string, without HTML escaping (tokens are
 // not HTML; escaping would only make them longer).
 func jsonString(s string) string {
-	plain := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			plain = false
-			break
-		}
-	}
-	if plain { // the common case: URLs, names, base64url
+	if plainJSON(s) { // the common case: URLs, names, base64url
 		return `"` + s + `"`
 	}
 	b, err := marshalCompact(s)
@@ -95,8 +88,39 @@ func Fingerprint(s string) string {
 // EmbeddedBytes returns the base64url bytes that `,"<claim>":<tokens>` adds to
 // an outer token's payload.
 func EmbeddedBytes(claim string, tokens map[string]string) int {
-	n := len(`,`) + len(jsonString(claim)) + len(`:`) + len(mapJSON(tokens))
+	n := len(`,`) + jsonStringLen(claim) + len(`:`) + mapJSONLen(tokens)
 	return base64.RawURLEncoding.EncodedLen(n)
+}
+
+// mapJSONLen is len(mapJSON(m)), without building it.
+func mapJSONLen(m map[string]string) int {
+	n := 2 + len(m) // braces, a colon per member
+	if len(m) > 1 {
+		n += len(m) - 1 // commas
+	}
+	for k, v := range m {
+		n += jsonStringLen(k) + jsonStringLen(v)
+	}
+	return n
+}
+
+// jsonStringLen is len(jsonString(s)), without building it when s needs no
+// escaping.
+func jsonStringLen(s string) int {
+	if plainJSON(s) {
+		return len(s) + 2
+	}
+	return len(jsonString(s))
+}
+
+// plainJSON reports whether s needs no escaping in a JSON string.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // MapJSON returns the embedded map as compact JSON, keys sorted.

@@ -488,13 +488,9 @@ func (st *mintState) mint(ctx context.Context, p *apiPlan, bound int64) (string,
 	if err != nil {
 		return "", err
 	}
-	jws, err := st.m.keys.signer.Sign(payload)
+	tok, err := st.m.keys.sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("mint: sign %s: %w", p.api.Name, err)
-	}
-	tok, err := jws.CompactSerialize()
-	if err != nil {
-		return "", fmt.Errorf("mint: serialize %s: %w", p.api.Name, err)
 	}
 	st.memo[key] = tok
 	st.minted = append(st.minted, Minted{API: p.api.Name, JTI: jti, KID: st.m.keys.kid, Exp: time.Unix(exp, 0), Bytes: len(tok)})
