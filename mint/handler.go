@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/embedtoken/embedtoken/catalog"
-	"github.com/embedtoken/embedtoken/internal/strictjson"
 )
 
 // DefaultMaxBodyBytes bounds a hook request body when HandlerOptions leaves
@@ -308,7 +307,7 @@ func decodeStrict(body []byte, v any) error {
 	// Exact member names: encoding/json fills a field from any case
 	// variant of its name (the last one wins), so "SUBJECT" beside
 	// "subject" is refused like a duplicate.
-	if err := strictjson.CheckFields(body, v); err != nil {
+	if err := checkMembers(body, v); err != nil {
 		return err
 	}
 	return nil
