@@ -7,8 +7,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -97,7 +100,7 @@ func TestMapJSONLen(t *testing.T) {
 // TestHydraAnswerMatchesEncodingJSON: the hand-written answer is what
 // encoding/json (without HTML escaping) writes for hydraResponse.
 func TestHydraAnswerMatchesEncodingJSON(t *testing.T) {
-	tokens := []byte(`{"orders":"a.b.c","profile":"d.e.f"}`)
+	tokens := map[string]string{"orders": "a.b.c", "profile": "d.e.f"}
 	for i, tc := range []struct {
 		extra map[string]json.RawMessage
 		idExt json.RawMessage
@@ -113,7 +116,7 @@ func TestHydraAnswerMatchesEncodingJSON(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			var out hydraResponse
-			out.Session.AccessToken = map[string]json.RawMessage{"embedded_tokens": tokens}
+			out.Session.AccessToken = map[string]json.RawMessage{"embedded_tokens": mapJSON(tokens)}
 			for k, v := range tc.extra {
 				if k != "embedded_tokens" {
 					out.Session.AccessToken[k] = v
@@ -132,5 +135,35 @@ func TestHydraAnswerMatchesEncodingJSON(t *testing.T) {
 	}
 	if _, err := hydraAnswer(map[string]json.RawMessage{"a": json.RawMessage(`{`)}, "embedded_tokens", tokens, json.RawMessage(`{}`)); err == nil {
 		t.Error("hydraAnswer with a value that is not JSON: no error")
+	}
+}
+
+// TestReadBody: readBody reads what io.ReadAll reads, whatever the
+// announced length says, and passes read errors on.
+func TestReadBody(t *testing.T) {
+	body := strings.Repeat("0123456789", 300)
+	for _, tc := range []struct {
+		name        string
+		r           io.Reader
+		size, limit int64
+		want        string
+		wantErr     bool
+	}{
+		{"announced", strings.NewReader(body), int64(len(body)), 1 << 20, body, false},
+		{"unknown", strings.NewReader(body), -1, 1 << 20, body, false},
+		{"announced too short", strings.NewReader(body), 10, 1 << 20, body, false},
+		{"announced too long", strings.NewReader(body), 1 << 19, 1 << 20, body, false},
+		{"one byte at a time", iotest.OneByteReader(strings.NewReader(body)), int64(len(body)), 1 << 20, body, false},
+		{"data and EOF together", iotest.DataErrReader(strings.NewReader(body)), -1, 1 << 20, body, false},
+		{"empty", strings.NewReader(""), 0, 1 << 20, "", false},
+		{"error", iotest.TimeoutReader(strings.NewReader(body)), int64(len(body)), 1 << 20, "", true},
+		{"over the limit", http.MaxBytesReader(nil, io.NopCloser(strings.NewReader(body)), 100), int64(len(body)), 100, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := readBody(tc.r, tc.size, tc.limit)
+			if (err != nil) != tc.wantErr || (!tc.wantErr && string(got) != tc.want) {
+				t.Errorf("readBody = %d bytes, %v; want %d bytes, error %v", len(got), err, len(tc.want), tc.wantErr)
+			}
+		})
 	}
 }

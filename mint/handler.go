@@ -155,7 +155,7 @@ func (h *hookServer) request(w http.ResponseWriter, r *http.Request, endpoint st
 			return nil, nil, nil, nil, false
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, h.maxBody), r.ContentLength, h.maxBody)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
@@ -171,6 +171,30 @@ func (h *hookServer) request(w http.ResponseWriter, r *http.Request, endpoint st
 		return nil, nil, nil, nil, false
 	}
 	return m, body, ctx, cancel, true
+}
+
+// readBody is io.ReadAll of a body of announced length size (-1: unknown)
+// and at most limit bytes, into one buffer of the announced size (+1, to
+// see the end) rather than one grown from 512 bytes.
+func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+	n := int64(512)
+	if size >= 0 {
+		n = min(size, limit) + 1
+	}
+	b := make([]byte, 0, n)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // mintFailed writes the answer to a failed Mint: deniedStatus for the

@@ -102,7 +102,7 @@ func (h *hookServer) hydra(w http.ResponseWriter, r *http.Request) {
 		h.mintFailed(w, r, endpoint, http.StatusForbidden, "access_denied", err)
 		return
 	}
-	b, err := hydraAnswer(req.Session.Extra, m.Claim(), res.MapJSON(), idExt)
+	b, err := hydraAnswer(req.Session.Extra, m.Claim(), res.Tokens, idExt)
 	h.answerJSON(w, r, endpoint, b, err)
 }
 
@@ -112,9 +112,9 @@ func (h *hookServer) hydra(w http.ResponseWriter, r *http.Request) {
 // with claim set to tokens (the stale map of a previous token replaced),
 // session.id_token is idExt. The other values are compacted; one that is
 // not JSON is an error (decoding validated them all).
-func hydraAnswer(extra map[string]json.RawMessage, claim string, tokens []byte, idExt json.RawMessage) ([]byte, error) {
+func hydraAnswer(extra map[string]json.RawMessage, claim string, tokens map[string]string, idExt json.RawMessage) ([]byte, error) {
 	names := make([]string, 0, len(extra)+1)
-	n := len(tokens) + len(idExt) + 64
+	n := mapJSONLen(tokens) + len(idExt) + 64
 	for k, v := range extra {
 		if k != claim {
 			names = append(names, k)
@@ -132,7 +132,7 @@ func hydraAnswer(extra map[string]json.RawMessage, claim string, tokens []byte, 
 		b.WriteString(jsonString(k))
 		b.WriteByte(':')
 		if k == claim {
-			b.Write(tokens)
+			b.Write(appendMapJSON(b.AvailableBuffer(), tokens))
 		} else if err := json.Compact(b, extra[k]); err != nil {
 			return nil, err
 		}

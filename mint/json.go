@@ -51,22 +51,24 @@ func encodeValue(v any) ([]byte, error) {
 // mapJSON encodes an api -> token map with sorted keys. Compact JWS text
 // needs no escaping; names go through jsonString.
 func mapJSON(m map[string]string) []byte {
+	return appendMapJSON(make([]byte, 0, mapJSONLen(m)), m)
+}
+
+// appendMapJSON appends mapJSON(m) to b.
+func appendMapJSON(b []byte, m map[string]string) []byte {
 	keys := make([]string, 0, len(m))
-	n := 2
-	for k, v := range m {
+	for k := range m {
 		keys = append(keys, k)
-		n += len(k) + len(v) + 6
 	}
 	sort.Strings(keys)
-	b := make([]byte, 0, n)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, jsonString(k)...)
+		b = appendJSONString(b, k)
 		b = append(b, ':')
-		b = append(b, jsonString(m[k])...)
+		b = appendJSONString(b, m[k])
 	}
 	return append(b, '}')
 }
@@ -102,6 +104,17 @@ func mapJSONLen(m map[string]string) int {
 		n += jsonStringLen(k) + jsonStringLen(v)
 	}
 	return n
+}
+
+// appendJSONString appends jsonString(s) to b, without building it when s
+// needs no escaping (a token, a plain API name).
+func appendJSONString(b []byte, s string) []byte {
+	if plainJSON(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return append(b, jsonString(s)...)
 }
 
 // jsonStringLen is len(jsonString(s)), without building it when s needs no
