@@ -1,6 +1,7 @@
 package mint
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -14,6 +15,8 @@ import (
 	"testing/iotest"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/embedtoken/embedtoken/catalog"
 )
 
 // TestEdSignerMatchesGoJose: the direct Ed25519 signer writes exactly what
@@ -153,6 +156,7 @@ func TestReadBody(t *testing.T) {
 		{"unknown", strings.NewReader(body), -1, 1 << 20, body, false},
 		{"announced too short", strings.NewReader(body), 10, 1 << 20, body, false},
 		{"announced too long", strings.NewReader(body), 1 << 19, 1 << 20, body, false},
+		{"announced over the preallocation", strings.NewReader(body + strings.Repeat("x", readBodyPrealloc)), readBodyPrealloc + 3000, 1 << 20, body + strings.Repeat("x", readBodyPrealloc), false},
 		{"one byte at a time", iotest.OneByteReader(strings.NewReader(body)), int64(len(body)), 1 << 20, body, false},
 		{"data and EOF together", iotest.DataErrReader(strings.NewReader(body)), -1, 1 << 20, body, false},
 		{"empty", strings.NewReader(""), 0, 1 << 20, "", false},
@@ -165,5 +169,46 @@ func TestReadBody(t *testing.T) {
 				t.Errorf("readBody = %d bytes, %v; want %d bytes, error %v", len(got), err, len(tc.want), tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestKeyRingSigner: the key ring signs Ed25519 keys directly and other
+// keys with go-jose, and both sign tokens go-jose verifies.
+func TestKeyRingSigner(t *testing.T) {
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		alg    jose.SignatureAlgorithm
+		key    crypto.Signer
+		direct bool
+	}{
+		{jose.EdDSA, ed, true},
+		{jose.ES256, ec, false},
+	} {
+		m := &catalog.Minter{ActiveKey: "k1", SigningKeys: []*catalog.SigningKey{{ID: "k1", Algorithm: tc.alg, Private: tc.key}}}
+		ring, err := newKeyRing(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (ring.ed != nil) != tc.direct {
+			t.Errorf("%s: direct signer %v, want %v", tc.alg, ring.ed != nil, tc.direct)
+		}
+		tok, err := ring.sign([]byte(`{"sub":"u"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{tc.alg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := parsed.Verify(tc.key.Public()); err != nil || string(out) != `{"sub":"u"}` {
+			t.Errorf("%s: verify: %v", tc.alg, err)
+		}
 	}
 }

@@ -173,13 +173,18 @@ func (h *hookServer) request(w http.ResponseWriter, r *http.Request, endpoint st
 	return m, body, ctx, cancel, true
 }
 
+// readBodyPrealloc bounds what readBody allocates on the word of a
+// Content-Length before the bytes arrive.
+const readBodyPrealloc = 64 << 10
+
 // readBody is io.ReadAll of a body of announced length size (-1: unknown)
 // and at most limit bytes, into one buffer of the announced size (+1, to
-// see the end) rather than one grown from 512 bytes.
+// see the end; at most readBodyPrealloc) rather than one grown from 512
+// bytes.
 func readBody(r io.Reader, size, limit int64) ([]byte, error) {
 	n := int64(512)
 	if size >= 0 {
-		n = min(size, limit) + 1
+		n = min(size, limit, readBodyPrealloc) + 1
 	}
 	b := make([]byte, 0, n)
 	for {
