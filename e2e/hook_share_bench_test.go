@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -144,4 +145,35 @@ func hydraSampleAllScopes(t *testing.T) []byte {
 	k += len(`"access_token": "`)
 	e := k + bytes.IndexByte(out[k:], '"')
 	return append(append(append([]byte{}, out[:k]...), exp...), out[e:]...)
+}
+
+// hookStub is e2e/bench/cmd/hookstub running: a hook process answering
+// every call with the same bytes.
+type hookStub struct {
+	url string
+	pid int
+}
+
+// startHookStub builds and starts hookstub answering answer to calls
+// with key, and waits until it is ready.
+func startHookStub(t *testing.T, key string, answer []byte) *hookStub {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hookstub")
+	if runtime.GOOS == "windows" {
+		bin += ".exe"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./e2e/bench/cmd/hookstub")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build hookstub: %v\n%s", err, out)
+	}
+	file := filepath.Join(dir, "answer.json")
+	writeFile(t, file, string(answer))
+	addr := freeAddrs(t, 1)[0]
+	p := startOwned(t, t, "hookstub", baseEnv("HOOKSTUB_KEY="+key), bin, addr, hookHeader, file)
+	p.waitHTTP(t, "http://"+addr+"/readyz")
+	return &hookStub{url: "http://" + addr + "/hooks/hydra", pid: p.cmd.Process.Pid}
 }

@@ -9,8 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -575,34 +573,3 @@ func benchKeys(m map[string]string) []string {
 
 // authLine is the bytes of "Authorization: Bearer <token>\r\n".
 func authLine(tok string) int { return len("Authorization: Bearer ") + len(tok) + 2 }
-
-// hookStub is e2e/bench/cmd/hookstub running: a hook process answering
-// every call with the same bytes.
-type hookStub struct {
-	url string
-	pid int
-}
-
-// startHookStub builds and starts hookstub answering answer to calls
-// with key, and waits until it is ready.
-func startHookStub(t *testing.T, key string, answer []byte) *hookStub {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "hookstub")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./e2e/bench/cmd/hookstub")
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build hookstub: %v\n%s", err, out)
-	}
-	file := filepath.Join(dir, "answer.json")
-	writeFile(t, file, string(answer))
-	addr := freeAddrs(t, 1)[0]
-	p := startOwned(t, t, "hookstub", baseEnv("HOOKSTUB_KEY="+key), bin, addr, hookHeader, file)
-	p.waitHTTP(t, "http://"+addr+"/readyz")
-	return &hookStub{url: "http://" + addr + "/hooks/hydra", pid: p.cmd.Process.Pid}
-}
