@@ -52,11 +52,15 @@ const (
 //   - a stub replaying the answer `embedtoken hook` gave to the body this
 //     Hydra sent (the same bytes every time, nothing minted): what carrying
 //     a map of that size costs Hydra;
-//   - the real `embedtoken hook` with the shipped catalog.
+//   - the real `embedtoken hook` with the shipped catalog;
+//   - the same replaying stub in a process of its own
+//     (e2e/bench/cmd/hookstub), woken from idle by every call as the hook
+//     is: the hook minus it is embedtoken's share.
 //
 // The hook alone is measured with direct POSTs of the body Hydra sent, back
 // to back and paced like Hydra's calls (one per token: an idle process
-// answers slower), and with its embedtoken_mint_duration_seconds metric;
+// answers slower), beside the stub process alike, and with its
+// embedtoken_mint_duration_seconds metric;
 // Hydra's and the hook's
 // CPU time per token come from /proc. A short concurrent phase compares no
 // hook and the real hook under a few workers. It logs tables; it fails only
@@ -98,6 +102,12 @@ func TestBenchTokenEndpoint(t *testing.T) {
 		t.Fatalf("POST /hooks/hydra with the body Hydra sent: %v", err)
 	}
 	replay.setAnswer(answer)
+	// The same replay in a process of its own, woken from idle by each
+	// call as the hook is: with it, the difference is embedtoken's work.
+	stubProc := startHookStub(t, st.hookKey, answer)
+	stubProcessed := startHydra(t, hydraOptions{HookURL: stubProc.url, HookHeader: hookHeader, HookKey: st.hookKey})
+	stubProcessed.createClient(t, client)
+	stubProcessed.mustToken(t, client, scopes, aud)
 
 	// What the tokens look like, and that each configuration does what it
 	// says.
@@ -126,18 +136,29 @@ func TestBenchTokenEndpoint(t *testing.T) {
 		_, d, err := postHook(ctx, st, captured)
 		return d, err
 	}
+	stubAlone := func(ctx context.Context) (time.Duration, error) {
+		_, d, err := postHookURL(ctx, st.client, stubProc.url, st.hookKey, captured)
+		return d, err
+	}
+	paced := func(do func(context.Context) (time.Duration, error)) func(context.Context) (time.Duration, error) {
+		return func(ctx context.Context) (time.Duration, error) {
+			time.Sleep(benchHookPace) // as Hydra calls it: once per token
+			return do(ctx)
+		}
+	}
 	targets := []*benchTarget{
 		{name: "hydra, no hook", do: tokenRequest(none, client, scopes, aud), hydraPID: none.p.cmd.Process.Pid},
 		{name: "hydra + stub hook, tiny map", do: tokenRequest(stubbed, client, scopes, aud), hydraPID: stubbed.p.cmd.Process.Pid},
 		{name: "hydra + stub replaying the map", do: tokenRequest(replayed, client, scopes, aud), hydraPID: replayed.p.cmd.Process.Pid},
 		{name: "hydra + embedtoken hook", do: tokenRequest(withHook, client, scopes, aud), hydraPID: withHook.p.cmd.Process.Pid, hookPID: hookPID},
 		{name: "hook alone, POST /hooks/hydra", do: hookAlone, hookPID: hookPID},
-		{name: "hook alone, one per 13 ms", do: func(ctx context.Context) (time.Duration, error) {
-			time.Sleep(benchHookPace) // as Hydra calls it: once per token
-			return hookAlone(ctx)
-		}, hookPID: hookPID},
+		{name: "hook alone, one per 13 ms", do: paced(hookAlone), hookPID: hookPID},
+		{name: "hydra + stub process replaying", do: tokenRequest(stubProcessed, client, scopes, aud), hydraPID: stubProcessed.p.cmd.Process.Pid, hookPID: stubProc.pid},
+		{name: "stub process alone", do: stubAlone, hookPID: stubProc.pid},
+		{name: "stub process, one per 13 ms", do: paced(stubAlone), hookPID: stubProc.pid},
 	}
 	base, stub, replays, hooked, hookOnly, hookPaced := targets[0], targets[1], targets[2], targets[3], targets[4], targets[5]
+	stubProcHydra, stubOnly, stubPaced := targets[6], targets[7], targets[8]
 	for _, tg := range targets {
 		for i := range benchWarmup {
 			if _, err := tg.do(context.Background()); err != nil {
@@ -151,6 +172,9 @@ func TestBenchTokenEndpoint(t *testing.T) {
 	start := time.Now()
 	rounds := 0
 	deltas := map[*benchTarget][]time.Duration{} // per round: its median - the no-hook median
+	// per round: the hook's median - the stub process's, through Hydra,
+	// paced and back to back: embedtoken's share
+	shares := map[*benchTarget][]time.Duration{}
 	for r := 0; r < benchRounds && time.Since(start) < benchSeqBudget; r++ {
 		order := slices.Clone(targets)
 		if r%2 == 1 {
@@ -164,8 +188,11 @@ func TestBenchTokenEndpoint(t *testing.T) {
 			}
 			batch[tg] = d
 		}
-		for _, tg := range []*benchTarget{stub, replays, hooked} {
+		for _, tg := range []*benchTarget{stub, replays, hooked, stubProcHydra} {
 			deltas[tg] = append(deltas[tg], median(batch[tg])-median(batch[base]))
+		}
+		for tg, ref := range map[*benchTarget]*benchTarget{hooked: stubProcHydra, hookPaced: stubPaced, hookOnly: stubOnly} {
+			shares[tg] = append(shares[tg], median(batch[tg])-median(batch[ref]))
 		}
 		rounds++
 	}
@@ -213,7 +240,7 @@ func TestBenchTokenEndpoint(t *testing.T) {
 			float64(len(tg.seq))/benchSum(tg.seq).Seconds(), tg.cpuPerReq(tg.hydraCPU, tg.hydraPID), tg.cpuPerReq(tg.hookCPU, tg.hookPID), addedP50, roundsAdded)
 	}
 	fmt.Fprintf(&b, "(tokens/s: requests / time spent in them, one at a time; CPU per request from /proc/<pid>/stat, 10 ms ticks summed over\n")
-	fmt.Fprintf(&b, " the batches, the stubs run in the test process, uncounted;\n")
+	fmt.Fprintf(&b, " the batches, the in-process stubs run in the test process, uncounted, the stub process's CPU is in the hook column;\n")
 	fmt.Fprintf(&b, " rounds' added: the smallest and largest difference of a round's batch median from the no-hook batch median)\n\n")
 	added := func(p float64) string {
 		x, y := benchPct(hooked.seq, p), benchPct(base.seq, p)
@@ -225,6 +252,18 @@ func TestBenchTokenEndpoint(t *testing.T) {
 	p50 := func(tg *benchTarget) float64 { return float64(benchPct(tg.seq, 50)) / 1e6 }
 	fmt.Fprintf(&b, "  split at p50: Hydra calling a hook %+.2f ms, Hydra carrying the map %+.2f ms, embedtoken minting and answering (real hook - replay) %+.2f ms\n",
 		p50(stub)-p50(base), p50(replays)-p50(stub), p50(hooked)-p50(replays))
+	share := func(tg, ref *benchTarget) string {
+		d := slices.Clone(shares[tg])
+		slices.Sort(d)
+		return fmt.Sprintf("p50 %+.2f ms, p90 %+.2f ms, p99 %+.2f ms (rounds' medians %+.2f..%+.2f, median %+.2f)",
+			float64(benchPct(tg.seq, 50)-benchPct(ref.seq, 50))/1e6, float64(benchPct(tg.seq, 90)-benchPct(ref.seq, 90))/1e6,
+			float64(benchPct(tg.seq, 99)-benchPct(ref.seq, 99))/1e6,
+			float64(d[0])/1e6, float64(d[len(d)-1])/1e6, float64(median(d))/1e6)
+	}
+	fmt.Fprintf(&b, "embedtoken's share (the hook - the stub process replaying its answer, both separate processes):\n")
+	fmt.Fprintf(&b, "  through Hydra:         %s\n", share(hooked, stubProcHydra))
+	fmt.Fprintf(&b, "  direct, one per %s: %s\n", benchHookPace, share(hookPaced, stubPaced))
+	fmt.Fprintf(&b, "  direct, back to back:  %s\n", share(hookOnly, stubOnly))
 	if mintN > 0 {
 		fmt.Fprintf(&b, "hook alone: POST /hooks/hydra p50 %.2f ms round trip back to back, %.2f ms one per %s; embedtoken_mint_duration_seconds mean %.3f ms over %.0f mints\n",
 			p50(hookOnly), p50(hookPaced), benchHookPace, 1e3*mintSum/mintN, mintN)
@@ -437,13 +476,18 @@ func tokenRequest(h *hydra, c hydraClient, scopes, aud []string) func(context.Co
 // key header, keep-alive) and returns the answer of a 200, timed to its
 // last byte.
 func postHook(ctx context.Context, st *stack, body []byte) ([]byte, time.Duration, error) {
+	return postHookURL(ctx, st.client, st.hookURL(), st.hookKey, body)
+}
+
+// postHookURL is postHook to any hook at url.
+func postHookURL(ctx context.Context, client *http.Client, url, key string, body []byte) ([]byte, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, st.hookURL(), bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json; charset=UTF-8")
-	req.Header.Set(hookHeader, st.hookKey)
+	req.Header.Set(hookHeader, key)
 	start := time.Now()
-	resp, err := st.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/embedtoken/embedtoken/catalog"
-	"github.com/embedtoken/embedtoken/internal/strictjson"
 )
 
 // DefaultMaxBodyBytes bounds a hook request body when HandlerOptions leaves
@@ -156,7 +155,7 @@ func (h *hookServer) request(w http.ResponseWriter, r *http.Request, endpoint st
 			return nil, nil, nil, nil, false
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, h.maxBody), r.ContentLength, h.maxBody)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
@@ -172,6 +171,35 @@ func (h *hookServer) request(w http.ResponseWriter, r *http.Request, endpoint st
 		return nil, nil, nil, nil, false
 	}
 	return m, body, ctx, cancel, true
+}
+
+// readBodyPrealloc bounds what readBody allocates on the word of a
+// Content-Length before the bytes arrive.
+const readBodyPrealloc = 64 << 10
+
+// readBody is io.ReadAll of a body of announced length size (-1: unknown)
+// and at most limit bytes, into one buffer of the announced size (+1, to
+// see the end; at most readBodyPrealloc) rather than one grown from 512
+// bytes.
+func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+	n := int64(512)
+	if size >= 0 {
+		n = min(size, limit, readBodyPrealloc) + 1
+	}
+	b := make([]byte, 0, n)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // mintFailed writes the answer to a failed Mint: deniedStatus for the
@@ -253,6 +281,12 @@ func (h *hookServer) fail(w http.ResponseWriter, r *http.Request, endpoint strin
 // (mintFailed) rather than as a truncated 200.
 func (h *hookServer) answer(w http.ResponseWriter, r *http.Request, endpoint string, v any) {
 	b, err := marshalCompact(v)
+	h.answerJSON(w, r, endpoint, b, err)
+}
+
+// answerJSON sends b, an issuer hook's 200 answer encoded by its caller,
+// or, when encoding failed with err, the failure.
+func (h *hookServer) answerJSON(w http.ResponseWriter, r *http.Request, endpoint string, b []byte, err error) {
 	if err != nil {
 		h.mintFailed(w, r, endpoint, http.StatusForbidden, "access_denied", errors.Join(errors.New("mint: encode "+endpoint+" answer"), err))
 		return
@@ -302,7 +336,7 @@ func decodeStrict(body []byte, v any) error {
 	// Exact member names: encoding/json fills a field from any case
 	// variant of its name (the last one wins), so "SUBJECT" beside
 	// "subject" is refused like a duplicate.
-	if err := strictjson.CheckFields(body, v); err != nil {
+	if err := checkMembers(body, v); err != nil {
 		return err
 	}
 	return nil

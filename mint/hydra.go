@@ -1,9 +1,11 @@
 package mint
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"time"
 )
 
@@ -100,17 +102,45 @@ func (h *hookServer) hydra(w http.ResponseWriter, r *http.Request) {
 		h.mintFailed(w, r, endpoint, http.StatusForbidden, "access_denied", err)
 		return
 	}
-	claim := m.Claim()
-	var out hydraResponse
-	out.Session.AccessToken = make(map[string]json.RawMessage, len(req.Session.Extra)+1)
-	for k, v := range req.Session.Extra {
-		if k != claim { // the stale map of a previous token
-			out.Session.AccessToken[k] = v
+	b, err := hydraAnswer(req.Session.Extra, m.Claim(), res.Tokens, idExt)
+	h.answerJSON(w, r, endpoint, b, err)
+}
+
+// hydraAnswer encodes the hook's answer (hydraResponse) as encoding/json
+// would, members sorted, but without re-validating the embedded map (mint
+// wrote it, compact, a few KiB per answer): session.access_token is extra
+// with claim set to tokens (the stale map of a previous token replaced),
+// session.id_token is idExt. The other values are compacted; one that is
+// not JSON is an error (decoding validated them all).
+func hydraAnswer(extra map[string]json.RawMessage, claim string, tokens map[string]string, idExt json.RawMessage) ([]byte, error) {
+	names := make([]string, 0, len(extra)+1)
+	n := mapJSONLen(tokens) + len(idExt) + 64
+	for k, v := range extra {
+		if k != claim {
+			names = append(names, k)
+			n += len(k) + len(v) + 4
 		}
 	}
-	out.Session.AccessToken[claim] = res.MapJSON()
-	out.Session.IDToken = idExt
-	// Only a RawMessage that is not JSON fails to encode, and decoding
-	// validated them all.
-	h.answer(w, r, endpoint, out)
+	names = append(names, claim)
+	sort.Strings(names)
+	b := bytes.NewBuffer(make([]byte, 0, n+len(claim)))
+	b.WriteString(`{"session":{"access_token":{`)
+	for i, k := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(jsonString(k))
+		b.WriteByte(':')
+		if k == claim {
+			b.Write(appendMapJSON(b.AvailableBuffer(), tokens))
+		} else if err := json.Compact(b, extra[k]); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteString(`},"id_token":`)
+	if err := json.Compact(b, idExt); err != nil {
+		return nil, err
+	}
+	b.WriteString(`}}`)
+	return b.Bytes(), nil
 }

@@ -13,14 +13,7 @@ import (
 // jsonString returns s as a JSON string, without HTML escaping (tokens are
 // not HTML; escaping would only make them longer).
 func jsonString(s string) string {
-	plain := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			plain = false
-			break
-		}
-	}
-	if plain { // the common case: URLs, names, base64url
+	if plainJSON(s) { // the common case: URLs, names, base64url
 		return `"` + s + `"`
 	}
 	b, err := marshalCompact(s)
@@ -58,22 +51,24 @@ func encodeValue(v any) ([]byte, error) {
 // mapJSON encodes an api -> token map with sorted keys. Compact JWS text
 // needs no escaping; names go through jsonString.
 func mapJSON(m map[string]string) []byte {
+	return appendMapJSON(make([]byte, 0, mapJSONLen(m)), m)
+}
+
+// appendMapJSON appends mapJSON(m) to b.
+func appendMapJSON(b []byte, m map[string]string) []byte {
 	keys := make([]string, 0, len(m))
-	n := 2
-	for k, v := range m {
+	for k := range m {
 		keys = append(keys, k)
-		n += len(k) + len(v) + 6
 	}
 	sort.Strings(keys)
-	b := make([]byte, 0, n)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, jsonString(k)...)
+		b = appendJSONString(b, k)
 		b = append(b, ':')
-		b = append(b, jsonString(m[k])...)
+		b = appendJSONString(b, m[k])
 	}
 	return append(b, '}')
 }
@@ -95,8 +90,50 @@ func Fingerprint(s string) string {
 // EmbeddedBytes returns the base64url bytes that `,"<claim>":<tokens>` adds to
 // an outer token's payload.
 func EmbeddedBytes(claim string, tokens map[string]string) int {
-	n := len(`,`) + len(jsonString(claim)) + len(`:`) + len(mapJSON(tokens))
+	n := len(`,`) + jsonStringLen(claim) + len(`:`) + mapJSONLen(tokens)
 	return base64.RawURLEncoding.EncodedLen(n)
+}
+
+// mapJSONLen is len(mapJSON(m)), without building it.
+func mapJSONLen(m map[string]string) int {
+	n := 2 + len(m) // braces, a colon per member
+	if len(m) > 1 {
+		n += len(m) - 1 // commas
+	}
+	for k, v := range m {
+		n += jsonStringLen(k) + jsonStringLen(v)
+	}
+	return n
+}
+
+// appendJSONString appends jsonString(s) to b, without building it when s
+// needs no escaping (a token, a plain API name).
+func appendJSONString(b []byte, s string) []byte {
+	if plainJSON(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return append(b, jsonString(s)...)
+}
+
+// jsonStringLen is len(jsonString(s)), without building it when s needs no
+// escaping.
+func jsonStringLen(s string) int {
+	if plainJSON(s) {
+		return len(s) + 2
+	}
+	return len(jsonString(s))
+}
+
+// plainJSON reports whether s needs no escaping in a JSON string.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // MapJSON returns the embedded map as compact JSON, keys sorted.

@@ -30,7 +30,20 @@ type keyRing struct {
 	kid    string
 	alg    jose.SignatureAlgorithm
 	signer jose.Signer
-	jwks   []byte // the JSON of the public key set, active and retired keys
+	ed     *edSigner // the direct signer of an in-memory Ed25519 key, else nil
+	jwks   []byte    // the JSON of the public key set, active and retired keys
+}
+
+// sign returns the compact JWS of payload with the active key.
+func (k *keyRing) sign(payload []byte) (string, error) {
+	if k.ed != nil {
+		return k.ed.sign(payload), nil
+	}
+	jws, err := k.signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 // newKeyRing builds the active key's signer and the JWKS of every declared
@@ -41,6 +54,10 @@ func newKeyRing(m *catalog.Minter) (*keyRing, error) {
 		return nil, fmt.Errorf("%w (active_key %q)", ErrNoActiveKey, m.ActiveKey)
 	}
 	signer, err := newSigner(active.ID, active.Algorithm, active.Private)
+	if err != nil {
+		return nil, fmt.Errorf("mint: signing key %q: %w", active.ID, err)
+	}
+	ed, err := newEdSigner(signer, active.Algorithm, active.Private)
 	if err != nil {
 		return nil, fmt.Errorf("mint: signing key %q: %w", active.ID, err)
 	}
@@ -69,7 +86,7 @@ func newKeyRing(m *catalog.Minter) (*keyRing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mint: marshal jwks: %w", err)
 	}
-	return &keyRing{kid: active.ID, alg: active.Algorithm, signer: signer, jwks: jwks}, nil
+	return &keyRing{kid: active.ID, alg: active.Algorithm, signer: signer, ed: ed, jwks: jwks}, nil
 }
 
 // newSigner returns a go-jose signer for key whose protected header is
