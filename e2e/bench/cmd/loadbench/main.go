@@ -78,6 +78,8 @@ type config struct {
 	envoy        string
 	grpcCalls    int
 	nginxBase    string
+	bBin         string // a second sidecar binary, measured beside the first (-embedtoken-b)
+	bEnv         string // its extra environment (-env-b)
 }
 
 func run(args []string) error {
@@ -103,6 +105,8 @@ func run(args []string) error {
 	fs.StringVar(&c.serverCPU, "server-cpu", "0", "taskset CPU list of the servers (empty: no pinning)")
 	fs.StringVar(&c.loadCPU, "load-cpu", "1", "taskset CPU list of wrk (empty: no pinning)")
 	fs.StringVar(&c.floorBin, "floor-bin", "", "bare proxy binary (cmd/bareproxy) for the floor configuration (default: loadbench's own floor subcommand)")
+	fs.StringVar(&c.bBin, "embedtoken-b", "", "a second embedtoken binary: its sidecar runs as sidecar-warm-b and sidecar-cold-b in the same rounds (paired A/B)")
+	fs.StringVar(&c.bEnv, "env-b", "", "extra environment of the -b sidecar, KEY=VALUE[,KEY=VALUE] (e.g. GOGC=50); without -embedtoken-b, -embedtoken is used")
 	fs.StringVar(&c.setup, "setup", setupFirst, "proxy suite set-up: first, or second (issue 14's: see setup2.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -112,6 +116,9 @@ func run(args []string) error {
 	}
 	if c.embedtoken == "" {
 		return errors.New("-embedtoken is required")
+	}
+	if err := checkEnvList(c.bEnv); err != nil {
+		return err
 	}
 	if c.pool < 2*c.cacheEntries {
 		return errors.New("-pool must be at least twice -cache-entries, or the cold run hits the cache")
@@ -130,7 +137,7 @@ func run(args []string) error {
 		}
 		c.envoy = strings.Join(abs, ",")
 	}
-	for _, p := range []*string{&c.embedtoken, &c.oauth2proxy, &c.repo, &c.floorBin, &c.nginxBase} {
+	for _, p := range []*string{&c.embedtoken, &c.oauth2proxy, &c.repo, &c.floorBin, &c.nginxBase, &c.bBin} {
 		if *p != "" {
 			abs, err := filepath.Abs(*p)
 			if err != nil {

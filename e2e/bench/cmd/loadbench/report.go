@@ -121,6 +121,14 @@ func (r *report) markdown() string {
 			{"warm / floor CPU per request", "sidecar-warm", "floor", cpu, ""},
 			{"cold / floor CPU per request", "sidecar-cold", "floor", cpu, ""},
 			{"oauth2-proxy / floor CPU per request", "oauth2-proxy", "floor", cpu, ""},
+			{"warm-b / floor peak RSS", "sidecar-warm-b", "floor", rss, "≤ 1.25"},
+			{"cold-b / floor peak RSS", "sidecar-cold-b", "floor", rss, ""},
+			{"warm-b / oauth2-proxy peak RSS", "sidecar-warm-b", "oauth2-proxy", rss, "≤ 0.6"},
+			{"warm-b / warm peak RSS", "sidecar-warm-b", "sidecar-warm", rss, ""},
+			{"cold-b / cold peak RSS", "sidecar-cold-b", "sidecar-cold", rss, ""},
+			{"warm-b / warm CPU per request", "sidecar-warm-b", "sidecar-warm", cpu, ""},
+			{"cold-b / cold CPU per request", "sidecar-cold-b", "sidecar-cold", cpu, ""},
+			{"warm-b / floor req/s", "sidecar-warm-b", "floor", rps, "≥ 1.1"},
 		} {
 			if xs := ratio(r.Proxy, q.a, q.b, q.f); len(xs) > 0 {
 				fmt.Fprintf(&b, "| %s | %s | %s |\n", q.label, spreadOf(xs).fmt(2), q.goal)

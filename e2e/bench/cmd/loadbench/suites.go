@@ -120,6 +120,11 @@ func proxySuite(c *config, rep *report, w *wrkRunner, self, work, logs string) e
 	targets = append(targets,
 		target{name: "sidecar-warm", url: "http://" + addr(ports["sidecar"]), readyURL: admin + "/readyz", metrics: admin + "/metrics", tokenFile: warmFile, start: sidecarStart},
 		target{name: "sidecar-cold", url: "http://" + addr(ports["sidecar"]), readyURL: admin + "/readyz", metrics: admin + "/metrics", tokenFile: coldFile, start: sidecarStart})
+	if bStart := c.sidecarB(logs, dir); bStart != nil {
+		targets = append(targets,
+			target{name: "sidecar-warm-b", url: "http://" + addr(ports["sidecar"]), readyURL: admin + "/readyz", metrics: admin + "/metrics", tokenFile: warmFile, start: bStart},
+			target{name: "sidecar-cold-b", url: "http://" + addr(ports["sidecar"]), readyURL: admin + "/readyz", metrics: admin + "/metrics", tokenFile: coldFile, start: bStart})
+	}
 	if c.oauth2proxy != "" {
 		o2 := "http://" + addr(ports["oauth2"])
 		targets = append(targets, target{name: "oauth2-proxy", url: o2, readyURL: o2 + "/ping", tokenFile: warmFile,
