@@ -156,7 +156,7 @@ func (b *logBuffer) end() {
 // bufferAccessLines wraps a logger writing to b: every line but the access
 // log's is followed by a flush, so only access lines wait.
 func bufferAccessLines(log *zap.Logger, b *logBuffer) *zap.Logger {
-	return log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return flushCore{Core: c, buf: b} }))
+	return log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return &flushCore{Core: c, buf: b} }))
 }
 
 // flushCore flushes buf after writing an entry of another logger than the
@@ -166,20 +166,20 @@ type flushCore struct {
 	buf *logBuffer
 }
 
-func (c flushCore) Level() zapcore.Level { return zapcore.LevelOf(c.Core) }
+func (c *flushCore) Level() zapcore.Level { return zapcore.LevelOf(c.Core) }
 
-func (c flushCore) With(fields []zapcore.Field) zapcore.Core {
-	return flushCore{Core: c.Core.With(fields), buf: c.buf}
+func (c *flushCore) With(fields []zapcore.Field) zapcore.Core {
+	return &flushCore{Core: c.Core.With(fields), buf: c.buf}
 }
 
-func (c flushCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+func (c *flushCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
 	if c.Enabled(e.Level) {
 		return ce.AddCore(e, c)
 	}
 	return ce
 }
 
-func (c flushCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+func (c *flushCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	err := c.Core.Write(e, fields)
 	if e.LoggerName != unwrap.AccessLoggerName {
 		if ferr := c.buf.Flush(); err == nil {

@@ -3,6 +3,7 @@ package cmd
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,39 @@ func TestSidecarFlagErrors(t *testing.T) {
 				if !strings.Contains(errOut, w) {
 					t.Errorf("stderr lacks %q:\n%s", w, errOut)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkAccessLogLine is one access log line written to a file, as the
+// sidecar's stderr often is: "direct" is a write(2) per line (before
+// logBuffer, or --access-log-flush 0), "buffered" through logBuffer with a
+// request in flight, so that only a full buffer is written.
+func BenchmarkAccessLogLine(b *testing.B) {
+	for _, mode := range []string{"direct", "buffered"} {
+		b.Run(mode, func(b *testing.B) {
+			f, err := os.CreateTemp(b.TempDir(), "stderr")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			out := newLogBuffer(f)
+			log, err := newLogger(out, "info")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if mode == "buffered" {
+				out.start(time.Hour)
+				defer out.close()
+				log = bufferAccessLines(log, out)
+			}
+			acc := log.Named("unwrap").Named("access").With(zap.String("api", "orders"))
+			b.ReportAllocs()
+			for b.Loop() {
+				acc.Info("request", zap.Int("status", 200), zap.String("reason", "ok"), zap.String("method", "GET"),
+					zap.String("path", "/orders/42"), zap.Duration("latency", 1234*time.Microsecond),
+					zap.String("request_id", "2facda586bf448d8e6c62764750e4211"), zap.String("issuer", "bench"), zap.Bool("cached", true))
 			}
 		})
 	}
