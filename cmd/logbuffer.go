@@ -106,7 +106,6 @@ func (b *logBuffer) start(interval time.Duration) {
 	}
 	b.mu.Lock()
 	b.on = true
-	b.buf = make([]byte, 0, logBufferSize)
 	b.mu.Unlock()
 	b.stop, b.done = make(chan struct{}), make(chan struct{})
 	go func() {

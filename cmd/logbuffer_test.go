@@ -208,3 +208,33 @@ func BenchmarkAccessLogLine(b *testing.B) {
 		})
 	}
 }
+
+// TestPprofHandler: the profiler's paths beside the admin handler, and
+// bad requests.
+func TestPprofHandler(t *testing.T) {
+	admin := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("admin")) })
+	h := withPprof(admin)
+	tests := []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/debug/pprof/", 200, "goroutine"},
+		{"/debug/pprof/goroutine?debug=1", 200, "goroutine profile:"},
+		{"/debug/pprof/heap", 200, ""},
+		{"/debug/pprof/nope", 404, "unknown profile"},
+		{"/debug/pprof/profile?seconds=0", 400, "seconds: want 1 to 60"},
+		{"/debug/pprof/profile?seconds=61", 400, "seconds: want 1 to 60"},
+		{"/debug/pprof/profile?seconds=x", 400, "seconds"},
+		{"/metrics", 200, "admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", tt.path, nil))
+			if rec.Code != tt.status || !strings.Contains(rec.Body.String(), tt.body) {
+				t.Errorf("GET %s: %d %.80q, want %d with %q", tt.path, rec.Code, rec.Body.String(), tt.status, tt.body)
+			}
+		})
+	}
+}

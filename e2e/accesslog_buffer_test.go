@@ -45,7 +45,8 @@ func TestAccessLogBuffered(t *testing.T) {
 	}
 	wg.Wait()
 
-	for path, want := range map[string]int{"/debug/pprof/": http.StatusOK, "/debug/pprof/cmdline": http.StatusOK, "/metrics": http.StatusOK} {
+	for path, want := range map[string]int{"/debug/pprof/": http.StatusOK, "/debug/pprof/heap": http.StatusOK,
+		"/debug/pprof/profile?seconds=1": http.StatusOK, "/debug/pprof/cmdline": http.StatusNotFound, "/metrics": http.StatusOK} {
 		if got := adminGet(t, st.client, sc.admin, path); got != want {
 			t.Errorf("--pprof: GET %s on the admin listener: %d, want %d", path, got, want)
 		}
