@@ -66,6 +66,7 @@ func startDaemon(name string, args []string, stderr io.Writer, keys catalog.KeyM
 	if err := parseFlags(fs, args, 0); err != nil {
 		return nil, nil, nil, err
 	}
+	profileMemory(false) // pprof.go; sidecar --pprof turns it back on
 	log, err := newLogger(stderr, *level)
 	if err != nil {
 		return nil, nil, nil, err

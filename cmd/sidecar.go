@@ -85,6 +85,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		notReady := func() error { return cur.Load().NotReady() }
 		admin := adminHandlerWhy(reg, notReady)
 		if flags.pprof {
+			profileMemory(true)
 			admin = withPprof(admin)
 			log.Warn("profiler on: /debug/pprof/ on the admin listener (--pprof)", zap.String("addr", cfg.AdminListen))
 		}
