@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"flag"
 	"fmt"
 	"io"
 
@@ -53,14 +54,19 @@ func countErrors(diags interface{ Errs() []error }) int { return len(diags.Errs(
 // startDaemon does what every long-running command does first: parse
 // --config (repeatable) and --log-level, build the JSON logger, and load
 // the configuration with keys. The caller syncs the logger when done.
-func startDaemon(name string, args []string, stderr io.Writer, keys catalog.KeyMode, runs catalog.Blocks) ([]string, *zap.Logger, *catalog.Catalog, error) {
+// extra adds a command's own flags.
+func startDaemon(name string, args []string, stderr io.Writer, keys catalog.KeyMode, runs catalog.Blocks, extra ...func(*flag.FlagSet)) ([]string, *zap.Logger, *catalog.Catalog, error) {
 	fs := newFlags(name, name+" --config PATH [--config PATH]... [--log-level info]", stderr)
 	var configs stringList
 	fs.Var(&configs, "config", "configuration file or folder (repeatable)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	for _, add := range extra {
+		add(fs)
+	}
 	if err := parseFlags(fs, args, 0); err != nil {
 		return nil, nil, nil, err
 	}
+	profileMemory(false) // pprof.go; sidecar --pprof turns it back on
 	log, err := newLogger(stderr, *level)
 	if err != nil {
 		return nil, nil, nil, err

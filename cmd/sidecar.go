@@ -21,16 +21,27 @@ import (
 const reloadReadyLimit = 30 * time.Second
 
 func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	configs, log, cat, err := startDaemon("sidecar", args, stderr, catalog.KeysSkip, sidecarRuns)
+	var flags sidecarFlags
+	out := newLogBuffer(stderr) // logbuffer.go: access log lines in batches
+	configs, log, cat, err := startDaemon("sidecar", args, out, catalog.KeysSkip, sidecarRuns, flags.add)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	if flags.accessLogFlush < 0 {
+		return &usageError{msg: "bad --access-log-flush: negative", hint: "use a duration such as 1s, or 0 to write each line at once"}
+	}
+	log = bufferAccessLines(log, out)
+	out.start(flags.accessLogFlush)
+	defer out.close()
 	// The HTTP/1 transport logs to the standard logger, with upstream bytes.
 	defer httplog.RedirectStd(log.Named("stdlog"))()
 	if cat.Sidecar == nil {
 		return &usageError{msg: "the configuration has no sidecar block",
 			hint: "add the sidecar's own file: --config hcl/ --config hcl/sidecars/<api>.hcl"}
+	}
+	if flags.pprof && cat.Sidecar.AdminListen == "" {
+		return &usageError{msg: "--pprof is served on the admin listener, and sidecar.admin_listen is empty", hint: "set admin_listen (loopback) in the sidecar block"}
 	}
 	reg := newRegistry()
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -51,9 +62,9 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cur.Store(sc)
 	defer func() { cur.Load().Close() }()
 
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := out.track(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cur.Load().Handler().ServeHTTP(w, r)
-	})
+	}))
 	cfg := cat.Sidecar
 	var servers []*server
 	if cfg.Listen != "" {
@@ -64,11 +75,22 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	for _, s := range authz {
+		if hs, ok := s.srv.(*http.Server); ok {
+			hs.Handler = out.track(hs.Handler)
+		}
+	}
 	servers = append(servers, authz...)
 	if cfg.AdminListen != "" {
 		notReady := func() error { return cur.Load().NotReady() }
+		admin := adminHandlerWhy(reg, notReady)
+		if flags.pprof {
+			profileMemory(true)
+			admin = withPprof(admin)
+			log.Warn("profiler on: /debug/pprof/ on the admin listener (--pprof)", zap.String("addr", cfg.AdminListen))
+		}
 		servers = append(servers, &server{name: "admin", setting: "sidecar.admin_listen", addr: cfg.AdminListen, maxConns: adminMaxConnections,
-			srv: newHTTPServer(adminHandlerWhy(reg, notReady), log, 0)})
+			srv: newHTTPServer(admin, log, 0)})
 	}
 	if err := listen(servers); err != nil {
 		return err

@@ -166,3 +166,7 @@ func (l *rateLimited) allow(now time.Time) bool {
 	}
 	return l.next.CompareAndSwap(n, now.Add(l.interval).UnixNano())
 }
+
+// AccessLoggerName is the logger name of access log lines when
+// Options.Logger has no name of its own (as the commands' loggers).
+const AccessLoggerName = "unwrap.access"
