@@ -45,6 +45,11 @@ type parsed struct {
 	// is the base64url signature.
 	signingInput string
 	sig          string
+	// siSum is the SHA-256 of signingInput when hasSum, computed with the
+	// token's cache key (cacheKey.lendSum). A copy: the key stays on its
+	// caller's stack.
+	siSum  [32]byte
+	hasSum bool
 }
 
 // parseToken splits a compact JWS into p, decodes its header and payload
