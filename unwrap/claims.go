@@ -103,27 +103,26 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawMember) {
 	it := objectIter{b: data, i: skipSpace(data, 0) + 1} // JSON may start with whitespace
 	bad := false
-	var scope, scp []byte
+	// The raw values of the string claims, nil when absent or null
+	// (checkStrict refused duplicates): decoded at the end, into one arena.
+	var iss, sub, clientID, jti, aud, audList, scope, scp []byte
 	for m, more := it.next(); more; m, more = it.next() {
 		switch m.name() {
 		case "iss":
-			bad = !stringInto(m.value, &c.Issuer) || bad
+			bad = !stringRaw(m.value, &iss) || bad
 		case "sub":
-			bad = !stringInto(m.value, &c.Subject) || bad
+			bad = !stringRaw(m.value, &sub) || bad
 		case "client_id":
-			bad = !stringInto(m.value, &c.ClientID) || bad
+			bad = !stringRaw(m.value, &clientID) || bad
 		case "jti":
-			bad = !stringInto(m.value, &c.ID) || bad
+			bad = !stringRaw(m.value, &jti) || bad
 		case "aud":
 			switch m.value[0] {
 			case '"':
-				c.Audience = []string{jsonString(m.value)}
+				aud = m.value
 			case '[':
-				var good bool
-				c.Audience, good = stringArray(m.value)
-				bad = !good || bad
+				audList = m.value
 			case 'n':
-				c.Audience = nil
 			default:
 				bad = true
 			}
@@ -134,20 +133,12 @@ func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawM
 		case "iat":
 			bad = !dateInto(m.value, &c.IssuedAt) || bad
 		case "scope":
-			switch m.value[0] {
-			case '"':
-				scope = m.value
-			case 'n':
-				scope = nil
-			default:
-				bad = true
-			}
+			bad = !stringRaw(m.value, &scope) || bad
 		case "scp":
 			switch m.value[0] {
 			case '[':
 				scp = m.value
 			case 'n':
-				scp = nil
 			default:
 				bad = true
 			}
@@ -158,24 +149,66 @@ func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawM
 	if bad {
 		return false, others
 	}
-	var set scopeSet
+	a := newStringArena(len(iss) + len(sub) + len(clientID) + len(jti) + len(aud) + len(audList) + len(scope) + len(scp))
+	for _, f := range [...]struct {
+		raw []byte
+		dst *string
+	}{{iss, &c.Issuer}, {sub, &c.Subject}, {clientID, &c.ClientID}, {jti, &c.ID}} {
+		if f.raw != nil {
+			*f.dst = a.str(f.raw)
+		}
+	}
+	switch {
+	case aud != nil:
+		c.Audience = []string{a.str(aud)}
+	case audList != nil:
+		var good bool
+		if c.Audience, good = stringArray(audList, a); !good {
+			return false, others
+		}
+	}
+	var scopeText string
+	var scpList []string
+	n := 0
 	if scope != nil {
 		c.HasScopeClaim = true
-		for s := range strings.FieldsSeq(jsonString(scope)) {
-			c.Scopes = set.add(c.Scopes, s)
+		scopeText = a.str(scope)
+		for range strings.FieldsSeq(scopeText) {
+			n++
 		}
 	}
 	if scp != nil {
-		list, good := stringArray(scp)
-		if !good {
+		var good bool
+		if scpList, good = stringArray(scp, a); !good {
 			return false, others
 		}
 		c.HasScopeClaim = true
-		for _, s := range list {
-			c.Scopes = set.add(c.Scopes, s)
-		}
+		n += len(scpList)
+	}
+	if n > 0 {
+		c.Scopes = make([]string, 0, n)
+	}
+	var set scopeSet
+	for s := range strings.FieldsSeq(scopeText) {
+		c.Scopes = set.add(c.Scopes, s)
+	}
+	for _, s := range scpList {
+		c.Scopes = set.add(c.Scopes, s)
 	}
 	return true, others
+}
+
+// stringRaw sets *dst to a JSON string value as it is (quotes included);
+// null leaves it alone; any other value is the wrong type.
+func stringRaw(v []byte, dst *[]byte) bool {
+	switch v[0] {
+	case '"':
+		*dst = v
+		return true
+	case 'n':
+		return true
+	}
+	return false
 }
 
 // maxScopesLinear is how many scopes are deduplicated pairwise; past it, a
@@ -240,14 +273,15 @@ func dateInto(v []byte, dst *time.Time) bool {
 	return true
 }
 
-// stringArray decodes a JSON array of strings (null elements are "").
-func stringArray(v []byte) ([]string, bool) {
+// stringArray decodes a JSON array of strings (null elements are ""),
+// into a when not nil.
+func stringArray(v []byte, a *stringArena) ([]string, bool) {
 	it := arrayIter{b: v, i: 1}
 	out := []string{}
 	for e, more := it.next(); more; e, more = it.next() {
 		switch e[0] {
 		case '"':
-			out = append(out, jsonString(e))
+			out = append(out, a.str(e))
 		case 'n':
 			out = append(out, "")
 		default:

@@ -123,20 +123,20 @@ func newHTTPClient(caFile string, base http.RoundTripper, timeout time.Duration,
 // Loaded reports whether the key set was loaded at least once.
 func (k *keySet) Loaded() bool { return k.loaded.Load() }
 
-// key returns the keys that may verify a token with kid and alg: those
-// find returns. An unknown kid (or, without kid, no usable key) triggers one
+// key appends to dst the keys that may verify a token with kid and alg:
+// those find returns (a caller's small array spares an allocation). An unknown kid (or, without kid, no usable key) triggers one
 // shared refetch, rate-limited by minRefetch. The error is errUnknownKid,
 // errAmbiguousKey or errKeyAlg (the token is invalid) or errKeysUnavailable
 // (503).
-func (k *keySet) key(ctx context.Context, kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
-	keys, err := k.find(kid, alg)
+func (k *keySet) key(ctx context.Context, kid string, alg jose.SignatureAlgorithm, dst []*jose.JSONWebKey) ([]*jose.JSONWebKey, error) {
+	keys, err := k.findAppend(dst, kid, alg)
 	if !errors.Is(err, errUnknownKid) {
 		return keys, err
 	}
 	if ferr := k.refetch(ctx, false); ferr != nil {
 		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, ferr)
 	}
-	return k.find(kid, alg)
+	return k.findAppend(dst, kid, alg)
 }
 
 // find looks kid up in the current keys: every key with this kid usable
@@ -144,11 +144,16 @@ func (k *keySet) key(ctx context.Context, kid string, alg jose.SignatureAlgorith
 // verified against every key), or, for a token without kid, the one key
 // usable with alg.
 func (k *keySet) find(kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
+	return k.findAppend(nil, kid, alg)
+}
+
+// findAppend is find appending to dst[:0].
+func (k *keySet) findAppend(dst []*jose.JSONWebKey, kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
 	idx := k.cur.Load()
 	if idx == nil {
 		return nil, errUnknownKid
 	}
-	var found []*jose.JSONWebKey
+	found := dst[:0]
 	withKid := 0
 	for i := range idx.keys {
 		jk := &idx.keys[i]

@@ -20,7 +20,8 @@ import (
 // signature of p's signing input with them, allowing alg alone: one that
 // verifies is enough.
 func (v *Verifier) checkSignature(ctx context.Context, p *parsed, ks *keySet, alg jose.SignatureAlgorithm) *Failure {
-	keys, err := ks.key(ctx, p.header.Kid, alg)
+	var buf [2]*jose.JSONWebKey
+	keys, err := ks.key(ctx, p.header.Kid, alg, buf[:0])
 	if err != nil {
 		switch {
 		case errors.Is(err, errKeysUnavailable):
