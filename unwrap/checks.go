@@ -231,6 +231,8 @@ func (v *Verifier) checkInner(ctx context.Context, inner string, outer *Claims, 
 		return Claims{}, invalid(ReasonTooLarge, nil)
 	}
 	p := new(parsed)
+	p.pooledPayloads()
+	defer p.release()
 	if f := parseToken(inner, p); f != nil {
 		return Claims{}, f
 	}

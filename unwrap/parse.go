@@ -50,6 +50,10 @@ type parsed struct {
 	// caller's stack.
 	siSum  [32]byte
 	hasSum bool
+	// pool is set by pooledPayloads; pooled is then the recycled buffer
+	// payload lives in, until release.
+	pool   bool
+	pooled *[]byte
 }
 
 // parseToken splits a compact JWS into p, decodes its header and payload
@@ -84,7 +88,7 @@ func parseToken(token string, p *parsed) *Failure {
 	if err != nil {
 		return invalid(ReasonMalformed, errBase64)
 	}
-	if p.payload, err = b64url.AppendDecode(make([]byte, 0, b64url.DecodedLen(len(pl))), bytesOf(pl)); err != nil {
+	if p.payload, err = b64url.AppendDecode(p.payloadBuf(b64url.DecodedLen(len(pl))), bytesOf(pl)); err != nil {
 		return invalid(ReasonMalformed, errBase64)
 	}
 	if f := checkStrict(hb); f != nil {

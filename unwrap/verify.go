@@ -324,6 +324,8 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, key 
 		return withSource(SourceIntrospection)(v.verifyOpaque(ctx, token, now))
 	}
 	p := new(parsed)
+	p.pooledPayloads()
+	defer p.release()
 	if f := parseToken(token, p); f != nil {
 		return nil, f
 	}
