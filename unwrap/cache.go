@@ -12,11 +12,10 @@ import (
 const cacheShards = 16
 
 // boundedCache maps a token's key (tokenKey: a SHA-256 over the whole
-// token) to a value: the verified
-// Result (tokenCache), or an introspection answer. It is bounded, an entry
-// is never served past its expiry, and flush drops everything (keys or
-// configuration changed). Safe for concurrent use; a nil cache holds
-// nothing.
+// token) to a value: the verified Result (tokenCache), or an introspection
+// answer. It is bounded, an entry is never served past its expiry, and
+// flush drops everything (keys or configuration changed). Safe for
+// concurrent use; a nil cache holds nothing.
 type boundedCache[V any] struct {
 	shards [cacheShards]cacheShard[V]
 	// gen counts flushes. A value computed from keys or configuration read
