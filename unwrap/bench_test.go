@@ -62,6 +62,7 @@ func BenchmarkServe(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			w := &nopWriter{h: http.Header{}}
+			defer reportCPU(b)()
 			for b.Loop() {
 				if before != nil {
 					before()

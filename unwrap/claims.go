@@ -12,8 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/embedtoken/embedtoken/internal/strictjson"
 )
 
 // Claims are the decoded claims of a verified token.
@@ -96,142 +94,6 @@ var b64url = base64.RawURLEncoding.Strict()
 // bytesOf views s as bytes without copying; the bytes must not be written.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// header is the JOSE header of a token, as far as we read it. Keys and
-// URLs in the header (jwk, jku, x5u, x5c) are never read: keys come from the
-// issuer's configured key set only.
-type header struct {
-	Alg string
-	Kid string
-	// Typ is the typ header; HasTyp is false when it is absent or null.
-	Typ    string
-	HasTyp bool
-	// Crit is true when a crit member is present, whatever its value.
-	Crit bool
-}
-
-// normTyp lower-cases typ and strips an "application/" prefix (RFC 7515
-// 4.1.9). A missing typ is "".
-func (h *header) normTyp() string {
-	if !h.HasTyp {
-		return ""
-	}
-	t := strings.ToLower(h.Typ)
-	return strings.TrimPrefix(t, "application/")
-}
-
-// parsed is a token split and decoded, but not yet verified. It is meant to
-// live on the caller's stack: nothing kept beyond verification may alias
-// payload (decoded strings are copies).
-type parsed struct {
-	header header
-	claims Claims
-	// payload is the decoded payload; members are its top-level members
-	// other than the registered claims, in order.
-	payload []byte
-	members []rawMember
-	small   [8]rawMember
-	// signingInput is the token up to its last dot: what was signed; sig
-	// is the base64url signature.
-	signingInput string
-	sig          string
-}
-
-// parseToken splits a compact JWS into p, decodes its header and payload
-// strictly (base64url without padding, CR or LF, one JSON object, no duplicate member
-// names, registered claims of the right JSON types; member names match
-// exactly, as RFC 7519 4 wants) and refuses any crit header. The payload
-// is read once: the registered claims are decoded, the other top-level
-// members remembered for the embedded map and Claims.Extra. It verifies
-// nothing.
-func parseToken(token string, p *parsed) *Failure {
-	// Go's base64 decoders skip CR and LF even in strict mode: without this
-	// a token would have many spellings (a signature split by newlines
-	// verifies), and VerifyOuter has no b64token check in front of it.
-	if strings.IndexByte(token, '\n') >= 0 || strings.IndexByte(token, '\r') >= 0 {
-		return invalid(ReasonMalformed, errBase64)
-	}
-	h, rest, ok := strings.Cut(token, ".")
-	if !ok {
-		return invalid(ReasonMalformed, errDots)
-	}
-	pl, sig, ok := strings.Cut(rest, ".")
-	if !ok || strings.IndexByte(sig, '.') >= 0 || h == "" || pl == "" || sig == "" {
-		return invalid(ReasonMalformed, errDots)
-	}
-	p.signingInput, p.sig = token[:len(h)+1+len(pl)], sig
-	var hbuf [384]byte
-	hb := hbuf[:0]
-	if n := b64url.DecodedLen(len(h)); n > len(hbuf) {
-		hb = make([]byte, 0, n)
-	}
-	hb, err := b64url.AppendDecode(hb, bytesOf(h))
-	if err != nil {
-		return invalid(ReasonMalformed, errBase64)
-	}
-	if p.payload, err = b64url.AppendDecode(make([]byte, 0, b64url.DecodedLen(len(pl))), bytesOf(pl)); err != nil {
-		return invalid(ReasonMalformed, errBase64)
-	}
-	if f := checkStrict(hb); f != nil {
-		return f
-	}
-	if f := decodeHeader(hb, &p.header); f != nil {
-		return f
-	}
-	if p.header.Crit {
-		return invalid(ReasonCrit, errCritHeader)
-	}
-	if f := checkStrict(p.payload); f != nil {
-		return f
-	}
-	p.members = p.small[:0]
-	ok, p.members = decodeClaims(p.payload, &p.claims, p.members)
-	if !ok {
-		return invalid(ReasonClaimType, errClaimType)
-	}
-	return nil
-}
-
-// checkStrict refuses what is not exactly one JSON object, or holds
-// duplicate member names at any depth (RFC 7519 4, RFC 8725 3.1 allow
-// parsers to accept them; we never do).
-func checkStrict(data []byte) *Failure {
-	if err := strictjson.CheckObject(data); err != nil {
-		if errors.Is(err, strictjson.ErrDuplicate) {
-			return invalid(ReasonDuplicateMember, err)
-		}
-		return invalid(ReasonMalformed, err)
-	}
-	return nil
-}
-
-// decodeHeader reads alg, kid, typ and crit from a header object that
-// passed checkStrict.
-func decodeHeader(data []byte, h *header) *Failure {
-	it := objectIter{b: data, i: skipSpace(data, 0) + 1} // JSON may start with whitespace
-	bad := false
-	for m, more := it.next(); more; m, more = it.next() {
-		switch m.name() {
-		case "alg":
-			bad = !stringInto(m.value, &h.Alg) || bad
-		case "kid":
-			bad = !stringInto(m.value, &h.Kid) || bad
-		case "typ":
-			if m.value[0] == 'n' {
-				h.Typ, h.HasTyp = "", false
-				continue
-			}
-			h.HasTyp = true
-			bad = !stringInto(m.value, &h.Typ) || bad
-		case "crit":
-			h.Crit = true
-		}
-	}
-	if bad {
-		return invalid(ReasonClaimType, errClaimType)
-	}
-	return nil
-}
-
 // decodeClaims reads the registered claims of a payload (or introspection
 // answer) that passed checkStrict into c, and appends its other top-level
 // members to others. ok is false when a registered claim has the wrong
@@ -241,27 +103,26 @@ func decodeHeader(data []byte, h *header) *Failure {
 func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawMember) {
 	it := objectIter{b: data, i: skipSpace(data, 0) + 1} // JSON may start with whitespace
 	bad := false
-	var scope, scp []byte
+	// The raw values of the string claims, nil when absent or null
+	// (checkStrict refused duplicates): decoded at the end, into one arena.
+	var iss, sub, clientID, jti, aud, audList, scope, scp []byte
 	for m, more := it.next(); more; m, more = it.next() {
 		switch m.name() {
 		case "iss":
-			bad = !stringInto(m.value, &c.Issuer) || bad
+			bad = !stringRaw(m.value, &iss) || bad
 		case "sub":
-			bad = !stringInto(m.value, &c.Subject) || bad
+			bad = !stringRaw(m.value, &sub) || bad
 		case "client_id":
-			bad = !stringInto(m.value, &c.ClientID) || bad
+			bad = !stringRaw(m.value, &clientID) || bad
 		case "jti":
-			bad = !stringInto(m.value, &c.ID) || bad
+			bad = !stringRaw(m.value, &jti) || bad
 		case "aud":
 			switch m.value[0] {
 			case '"':
-				c.Audience = []string{jsonString(m.value)}
+				aud = m.value
 			case '[':
-				var good bool
-				c.Audience, good = stringArray(m.value)
-				bad = !good || bad
+				audList = m.value
 			case 'n':
-				c.Audience = nil
 			default:
 				bad = true
 			}
@@ -272,20 +133,12 @@ func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawM
 		case "iat":
 			bad = !dateInto(m.value, &c.IssuedAt) || bad
 		case "scope":
-			switch m.value[0] {
-			case '"':
-				scope = m.value
-			case 'n':
-				scope = nil
-			default:
-				bad = true
-			}
+			bad = !stringRaw(m.value, &scope) || bad
 		case "scp":
 			switch m.value[0] {
 			case '[':
 				scp = m.value
 			case 'n':
-				scp = nil
 			default:
 				bad = true
 			}
@@ -296,24 +149,66 @@ func decodeClaims(data []byte, c *Claims, others []rawMember) (ok bool, _ []rawM
 	if bad {
 		return false, others
 	}
-	var set scopeSet
+	a := newStringArena(len(iss) + len(sub) + len(clientID) + len(jti) + len(aud) + len(audList) + len(scope) + len(scp))
+	for _, f := range [...]struct {
+		raw []byte
+		dst *string
+	}{{iss, &c.Issuer}, {sub, &c.Subject}, {clientID, &c.ClientID}, {jti, &c.ID}} {
+		if f.raw != nil {
+			*f.dst = a.str(f.raw)
+		}
+	}
+	switch {
+	case aud != nil:
+		c.Audience = []string{a.str(aud)}
+	case audList != nil:
+		var good bool
+		if c.Audience, good = stringArray(audList, a); !good {
+			return false, others
+		}
+	}
+	var scopeText string
+	var scpList []string
+	n := 0
 	if scope != nil {
 		c.HasScopeClaim = true
-		for s := range strings.FieldsSeq(jsonString(scope)) {
-			c.Scopes = set.add(c.Scopes, s)
+		scopeText = a.str(scope)
+		for range strings.FieldsSeq(scopeText) {
+			n++
 		}
 	}
 	if scp != nil {
-		list, good := stringArray(scp)
-		if !good {
+		var good bool
+		if scpList, good = stringArray(scp, a); !good {
 			return false, others
 		}
 		c.HasScopeClaim = true
-		for _, s := range list {
-			c.Scopes = set.add(c.Scopes, s)
-		}
+		n += len(scpList)
+	}
+	if n > 0 {
+		c.Scopes = make([]string, 0, n)
+	}
+	var set scopeSet
+	for s := range strings.FieldsSeq(scopeText) {
+		c.Scopes = set.add(c.Scopes, s)
+	}
+	for _, s := range scpList {
+		c.Scopes = set.add(c.Scopes, s)
 	}
 	return true, others
+}
+
+// stringRaw sets *dst to a JSON string value as it is (quotes included);
+// null leaves it alone; any other value is the wrong type.
+func stringRaw(v []byte, dst *[]byte) bool {
+	switch v[0] {
+	case '"':
+		*dst = v
+		return true
+	case 'n':
+		return true
+	}
+	return false
 }
 
 // maxScopesLinear is how many scopes are deduplicated pairwise; past it, a
@@ -378,14 +273,15 @@ func dateInto(v []byte, dst *time.Time) bool {
 	return true
 }
 
-// stringArray decodes a JSON array of strings (null elements are "").
-func stringArray(v []byte) ([]string, bool) {
+// stringArray decodes a JSON array of strings (null elements are ""),
+// into a when not nil.
+func stringArray(v []byte, a *stringArena) ([]string, bool) {
 	it := arrayIter{b: v, i: 1}
 	out := []string{}
 	for e, more := it.next(); more; e, more = it.next() {
 		switch e[0] {
 		case '"':
-			out = append(out, jsonString(e))
+			out = append(out, a.str(e))
 		case 'n':
 			out = append(out, "")
 		default:

@@ -43,6 +43,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.Logf("outer token %d bytes", len(tok))
 	b.Run("cold", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b)()
 		for b.Loop() {
 			v.cache.flush()
 			if _, err := v.Verify(ctx, tok); err != nil {
@@ -55,6 +56,7 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := v.Verify(ctx, tok); err != nil {
 			b.Fatal(err)
 		}
+		defer reportCPU(b)()
 		for b.Loop() {
 			if _, err := v.Verify(ctx, tok); err != nil {
 				b.Fatal(err)

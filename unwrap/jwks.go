@@ -3,20 +3,16 @@ package unwrap
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"os"
 	"strconv"
@@ -127,20 +123,20 @@ func newHTTPClient(caFile string, base http.RoundTripper, timeout time.Duration,
 // Loaded reports whether the key set was loaded at least once.
 func (k *keySet) Loaded() bool { return k.loaded.Load() }
 
-// key returns the keys that may verify a token with kid and alg: those
-// find returns. An unknown kid (or, without kid, no usable key) triggers one
+// key appends to dst the keys that may verify a token with kid and alg:
+// those find returns (a caller's small array spares an allocation). An unknown kid (or, without kid, no usable key) triggers one
 // shared refetch, rate-limited by minRefetch. The error is errUnknownKid,
 // errAmbiguousKey or errKeyAlg (the token is invalid) or errKeysUnavailable
 // (503).
-func (k *keySet) key(ctx context.Context, kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
-	keys, err := k.find(kid, alg)
+func (k *keySet) key(ctx context.Context, kid string, alg jose.SignatureAlgorithm, dst []*jose.JSONWebKey) ([]*jose.JSONWebKey, error) {
+	keys, err := k.findAppend(dst, kid, alg)
 	if !errors.Is(err, errUnknownKid) {
 		return keys, err
 	}
 	if ferr := k.refetch(ctx, false); ferr != nil {
 		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, ferr)
 	}
-	return k.find(kid, alg)
+	return k.findAppend(dst, kid, alg)
 }
 
 // find looks kid up in the current keys: every key with this kid usable
@@ -148,11 +144,16 @@ func (k *keySet) key(ctx context.Context, kid string, alg jose.SignatureAlgorith
 // verified against every key), or, for a token without kid, the one key
 // usable with alg.
 func (k *keySet) find(kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
+	return k.findAppend(nil, kid, alg)
+}
+
+// findAppend is find appending to dst[:0].
+func (k *keySet) findAppend(dst []*jose.JSONWebKey, kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
 	idx := k.cur.Load()
 	if idx == nil {
 		return nil, errUnknownKid
 	}
-	var found []*jose.JSONWebKey
+	found := dst[:0]
 	withKid := 0
 	for i := range idx.keys {
 		jk := &idx.keys[i]
@@ -193,89 +194,6 @@ func usable(jk *jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
 		return alg == jose.EdDSA
 	}
 	return false
-}
-
-// errSignature is a signature that does not verify (or a key that does
-// not fit the algorithm). It says no more, so that it is no oracle.
-var errSignature = errors.New("signature does not verify")
-
-// verifySignature checks sigB64, the base64url signature of a compact JWS,
-// over signingInput (its header and payload as sent) with key, for alg
-// only: what go-jose's Verify does, without parsing the token again. The
-// key's type must fit alg; an ECDSA key's curve must be alg's; an ECDSA
-// signature is r||s of the curve's size (RFC 7518 3.4). A signature that is
-// not strict base64url is errBase64.
-func verifySignature(key any, alg jose.SignatureAlgorithm, signingInput, sigB64 string) error {
-	var buf [512]byte
-	sig := buf[:0]
-	if n := b64url.DecodedLen(len(sigB64)); n > len(buf) {
-		sig = make([]byte, 0, n)
-	}
-	sig, err := b64url.AppendDecode(sig, bytesOf(sigB64))
-	if err != nil {
-		return errBase64
-	}
-	msg := bytesOf(signingInput)
-	switch k := key.(type) {
-	case ed25519.PublicKey:
-		if alg != jose.EdDSA || len(k) != ed25519.PublicKeySize || !ed25519.Verify(k, msg, sig) {
-			return errSignature
-		}
-		return nil
-	case *rsa.PublicKey:
-		h, digest := hashFor(alg, msg)
-		switch alg {
-		case jose.RS256, jose.RS384, jose.RS512:
-			err = rsa.VerifyPKCS1v15(k, h, digest, sig)
-		case jose.PS256, jose.PS384, jose.PS512:
-			err = rsa.VerifyPSS(k, h, digest, sig, nil)
-		default:
-			return errSignature
-		}
-		if err != nil {
-			return errSignature
-		}
-		return nil
-	case *ecdsa.PublicKey:
-		var curve elliptic.Curve
-		size := 0
-		switch alg {
-		case jose.ES256:
-			curve, size = elliptic.P256(), 32
-		case jose.ES384:
-			curve, size = elliptic.P384(), 48
-		case jose.ES512:
-			curve, size = elliptic.P521(), 66
-		default:
-			return errSignature
-		}
-		if k.Curve != curve || len(sig) != 2*size {
-			return errSignature
-		}
-		_, digest := hashFor(alg, msg)
-		r := new(big.Int).SetBytes(sig[:size])
-		s := new(big.Int).SetBytes(sig[size:])
-		if !ecdsa.Verify(k, digest, r, s) {
-			return errSignature
-		}
-		return nil
-	}
-	return errSignature
-}
-
-// hashFor hashes msg with the hash of alg (SHA-256, -384 or -512 by its
-// last three digits).
-func hashFor(alg jose.SignatureAlgorithm, msg []byte) (crypto.Hash, []byte) {
-	switch {
-	case strings.HasSuffix(string(alg), "384"):
-		d := sha512.Sum384(msg)
-		return crypto.SHA384, d[:]
-	case strings.HasSuffix(string(alg), "512"):
-		d := sha512.Sum512(msg)
-		return crypto.SHA512, d[:]
-	}
-	d := sha256.Sum256(msg)
-	return crypto.SHA256, d[:]
 }
 
 // refetch fetches the key set once for every concurrent caller. Unless
