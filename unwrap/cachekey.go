@@ -3,7 +3,6 @@ package unwrap
 import (
 	"crypto/sha256"
 	"strings"
-	"unsafe"
 )
 
 // tokenID is what the caches index a token by: see tokenKey.
@@ -21,12 +20,6 @@ type cacheKey struct {
 	si    [sha256.Size]byte
 	siLen int
 	hasSI bool
-	// src is the token the key was computed from: the digest is lent only
-	// to a signing input that is this very string's prefix (lendSum). As a
-	// string it compares by content, so equal tokens still have equal keys
-	// (the introspection and exchange flight groups use them as map keys);
-	// the caches index by id only and keep no token.
-	src string
 }
 
 // Domain tags of tokenKey's two encodings.
@@ -57,7 +50,7 @@ func tokenKey(token string) cacheKey {
 	var buf [1 + sha256.Size + 512]byte // the tag, the inner digest and a signature of up to 4096 bits
 	in := buf[:0]
 	if i := strings.LastIndexByte(token, '.'); i >= 0 {
-		k.si, k.siLen, k.hasSI, k.src = sha256.Sum256(bytesOf(token[:i])), i, true, token
+		k.si, k.siLen, k.hasSI = sha256.Sum256(bytesOf(token[:i])), i, true
 		in = append(append(append(in, keyTagDot), k.si[:]...), token[i+1:]...)
 	} else {
 		d := sha256.Sum256(bytesOf(token))
@@ -68,14 +61,11 @@ func tokenKey(token string) cacheKey {
 }
 
 // lendSum copies k's digest of p's signing input into p, if k holds one
-// for it: p's signing input must start at the very bytes of the token k
-// was computed from (parseToken's signingInput is the token up to its
-// last dot: the same pointer) and have the length k hashed. A key computed
-// from another token, or from a copy, lends nothing: the signature check
-// then hashes the signing input itself.
+// for it. p must be parsed from the token k was computed from:
+// parseToken's signingInput ends at the token's last dot, so an equal
+// length means the same bytes.
 func (k *cacheKey) lendSum(p *parsed) {
-	if k != nil && k.hasSI && k.siLen == len(p.signingInput) && k.siLen > 0 &&
-		unsafe.StringData(k.src) == unsafe.StringData(p.signingInput) {
+	if k != nil && k.hasSI && k.siLen == len(p.signingInput) {
 		p.siSum, p.hasSum = k.si, true
 	}
 }
