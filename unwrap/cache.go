@@ -2,6 +2,7 @@ package unwrap
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -11,11 +12,13 @@ import (
 // cacheShards spreads lock contention; each shard is a CLOCK cache.
 const cacheShards = 16
 
-// boundedCache maps a token's key (tokenKey: a SHA-256 over the whole
-// token) to a value: the verified Result (tokenCache), or an introspection
-// answer. It is bounded, an entry is never served past its expiry, and
-// flush drops everything (keys or configuration changed). Safe for
-// concurrent use; a nil cache holds nothing.
+type cacheKey [sha256.Size]byte
+
+// boundedCache maps the full SHA-256 of a token to a value: the verified
+// Result (tokenCache), or an introspection answer. It is bounded, an entry
+// is never served past its expiry, and flush drops everything (keys or
+// configuration changed). Safe for concurrent use; a nil cache holds
+// nothing.
 type boundedCache[V any] struct {
 	shards [cacheShards]cacheShard[V]
 	// gen counts flushes. A value computed from keys or configuration read
@@ -28,14 +31,14 @@ type tokenCache = boundedCache[*Result]
 
 type cacheShard[V any] struct {
 	mu    sync.Mutex
-	index map[tokenID]int // slot of each key
+	index map[cacheKey]int // slot of each key
 	slots []cacheSlot[V]
 	hand  int
 	cap   int
 }
 
 type cacheSlot[V any] struct {
-	key     tokenID
+	key     cacheKey
 	res     V
 	expires time.Time
 	ref     bool
@@ -56,12 +59,12 @@ func newBoundedCache[V any](entries int) *boundedCache[V] {
 	c := &boundedCache[V]{}
 	for i := range c.shards {
 		c.shards[i].cap = per
-		c.shards[i].index = make(map[tokenID]int, per)
+		c.shards[i].index = make(map[cacheKey]int, per)
 	}
 	return c
 }
 
-func (c *boundedCache[V]) shard(k *cacheKey) *cacheShard[V] { return &c.shards[k.id[0]%cacheShards] }
+func (c *boundedCache[V]) shard(k *cacheKey) *cacheShard[V] { return &c.shards[k[0]%cacheShards] }
 
 // get returns the value cached for k while now is before its expiry.
 func (c *boundedCache[V]) get(k *cacheKey, now time.Time) (V, bool) {
@@ -72,13 +75,13 @@ func (c *boundedCache[V]) get(k *cacheKey, now time.Time) (V, bool) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, ok := s.index[k.id]
+	i, ok := s.index[*k]
 	if !ok {
 		return zero, false
 	}
 	sl := &s.slots[i]
 	if !now.Before(sl.expires) {
-		delete(s.index, k.id)
+		delete(s.index, *k)
 		*sl = cacheSlot[V]{}
 		return zero, false
 	}
@@ -118,7 +121,7 @@ func (c *boundedCache[V]) putIf(k *cacheKey, r V, expires time.Time, gen uint64)
 	if c.gen.Load() != gen {
 		return
 	}
-	if i, ok := s.index[k.id]; ok {
+	if i, ok := s.index[*k]; ok {
 		s.slots[i].res, s.slots[i].expires, s.slots[i].ref = r, expires, true
 		return
 	}
@@ -141,8 +144,8 @@ func (c *boundedCache[V]) putIf(k *cacheKey, r V, expires time.Time, gen uint64)
 			delete(s.index, s.slots[i].key)
 		}
 	}
-	s.slots[i] = cacheSlot[V]{key: k.id, res: r, expires: expires, used: true}
-	s.index[k.id] = i
+	s.slots[i] = cacheSlot[V]{key: *k, res: r, expires: expires, used: true}
+	s.index[*k] = i
 }
 
 // flush drops every entry.

@@ -45,11 +45,6 @@ type parsed struct {
 	// is the base64url signature.
 	signingInput string
 	sig          string
-	// siSum is the SHA-256 of signingInput when hasSum, computed with the
-	// token's cache key (cacheKey.lendSum). A copy: the key stays on its
-	// caller's stack.
-	siSum  [32]byte
-	hasSum bool
 	// pool is set by pooledPayloads; pooled is then the recycled buffer
 	// payload lives in, until release.
 	pool   bool

@@ -34,11 +34,7 @@ func (v *Verifier) checkSignature(ctx context.Context, p *parsed, ks *keySet, al
 		return invalid(ReasonUnknownKid, err)
 	}
 	for _, key := range keys {
-		var sum *[sha256.Size]byte
-		if p.hasSum {
-			sum = &p.siSum
-		}
-		err = verifySignatureSum(key.Key, alg, p.signingInput, p.sig, sum)
+		err = verifySignature(key.Key, alg, p.signingInput, p.sig)
 		if err == nil {
 			return nil
 		}
@@ -60,13 +56,6 @@ var errSignature = errors.New("signature does not verify")
 // signature is r||s of the curve's size (RFC 7518 3.4). A signature that is
 // not strict base64url is errBase64.
 func verifySignature(key any, alg jose.SignatureAlgorithm, signingInput, sigB64 string) error {
-	return verifySignatureSum(key, alg, signingInput, sigB64, nil)
-}
-
-// verifySignatureSum is verifySignature given, when siSum is not nil, the
-// SHA-256 of signingInput: SHA-256 algorithms use it rather than hash
-// signingInput again.
-func verifySignatureSum(key any, alg jose.SignatureAlgorithm, signingInput, sigB64 string, siSum *[sha256.Size]byte) error {
 	var buf [512]byte
 	sig := buf[:0]
 	if n := b64url.DecodedLen(len(sigB64)); n > len(buf) {
@@ -84,7 +73,7 @@ func verifySignatureSum(key any, alg jose.SignatureAlgorithm, signingInput, sigB
 		}
 		return nil
 	case *rsa.PublicKey:
-		h, digest := hashFor(alg, msg, siSum)
+		h, digest := hashFor(alg, msg)
 		switch alg {
 		case jose.RS256, jose.RS384, jose.RS512:
 			err = rsa.VerifyPKCS1v15(k, h, digest, sig)
@@ -113,7 +102,7 @@ func verifySignatureSum(key any, alg jose.SignatureAlgorithm, signingInput, sigB
 		if k.Curve != curve || len(sig) != 2*size {
 			return errSignature
 		}
-		_, digest := hashFor(alg, msg, siSum)
+		_, digest := hashFor(alg, msg)
 		r := new(big.Int).SetBytes(sig[:size])
 		s := new(big.Int).SetBytes(sig[size:])
 		if !ecdsa.Verify(k, digest, r, s) {
@@ -125,8 +114,8 @@ func verifySignatureSum(key any, alg jose.SignatureAlgorithm, signingInput, sigB
 }
 
 // hashFor hashes msg with the hash of alg (SHA-256, -384 or -512 by its
-// last three digits); for SHA-256, sum256 is msg's digest when not nil.
-func hashFor(alg jose.SignatureAlgorithm, msg []byte, sum256 *[sha256.Size]byte) (crypto.Hash, []byte) {
+// last three digits).
+func hashFor(alg jose.SignatureAlgorithm, msg []byte) (crypto.Hash, []byte) {
 	switch {
 	case strings.HasSuffix(string(alg), "384"):
 		d := sha512.Sum384(msg)
@@ -134,9 +123,6 @@ func hashFor(alg jose.SignatureAlgorithm, msg []byte, sum256 *[sha256.Size]byte)
 	case strings.HasSuffix(string(alg), "512"):
 		d := sha512.Sum512(msg)
 		return crypto.SHA512, d[:]
-	}
-	if sum256 != nil {
-		return crypto.SHA256, sum256[:]
 	}
 	d := sha256.Sum256(msg)
 	return crypto.SHA256, d[:]

@@ -2,6 +2,7 @@ package unwrap
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -242,6 +243,11 @@ func (v *Verifier) keySets() []*keySet {
 	return out
 }
 
+// tokenKey is the cache key of a token: its full SHA-256.
+func tokenKey(token string) cacheKey {
+	return sha256.Sum256(bytesOf(token))
+}
+
 // Verify verifies a request's bearer token for this API and returns the
 // inner token to forward. Errors are *Failure values matching the package's
 // sentinels (ErrInvalidToken, ErrInsufficientScope, ErrUnavailable). A
@@ -297,7 +303,7 @@ func (v *Verifier) verifyUncached(ctx context.Context, token string, key *cacheK
 	}
 	now := v.now()
 	start := time.Now()
-	r, f := v.verify(ctx, token, now, key)
+	r, f := v.verify(ctx, token, now)
 	v.metrics.verified(time.Since(start), f == nil)
 	if f != nil {
 		return nil, f
@@ -311,9 +317,7 @@ func (v *Verifier) verifyUncached(ctx context.Context, token string, key *cacheK
 	return r, nil
 }
 
-// verify verifies token; key, when set (tokenKey of token), lends its
-// digest of the signing input to the outer token's signature check.
-func (v *Verifier) verify(ctx context.Context, token string, now time.Time, key *cacheKey) (*Result, *Failure) {
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Result, *Failure) {
 	if v.api == nil {
 		return nil, invalid(ReasonNotCaller, errors.New("verifier has no API"))
 	}
@@ -329,7 +333,6 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, key 
 	if f := parseToken(token, p); f != nil {
 		return nil, f
 	}
-	key.lendSum(p)
 	if p.claims.Issuer == v.minterIssuer {
 		return withSource(SourceMinter)(v.verifyMinterOuter(ctx, token, p, now))
 	}
