@@ -17,6 +17,8 @@
 # Servers run on cpu0 and wrk on cpu1 (taskset). Environment knobs:
 #   ROUNDS (5), DURATION (10s), HOOK_ROUNDS (3), HOOK_DURATION (5s),
 #   EMBEDTOKEN_BIN (use this binary instead of building one),
+#   BASELINE_BIN (a second embedtoken, e.g. an older build, measured as
+#   sidecar B in the same rounds: paired before/after),
 #   SUITES (e.g. proxy), SKIP_OAUTH2PROXY=1, SKIP_MINT=1, SKIP_SIZE=1, FLOOR=inproc (the floor
 #   as a loadbench subcommand instead of the bareproxy binary).
 #   SETUP=second: issue 14's independent set-up of the proxy suite alone
@@ -108,7 +110,7 @@ if [ "$setup" = second ]; then
 fi
 suites=${SUITES:-$suites}
 "$bin/loadbench" -embedtoken "$bin/embedtoken" ${o2p:+-oauth2-proxy "$o2p"} -envoy "$bin/embedtoken-envoy" -repo "$repo" -out "$out" \
-	-suites "$suites" ${nginx:+-nginx "$nginx"} -setup "$setup" ${floorbin:+-floor-bin "$floorbin"} \
+	${BASELINE_BIN:+-embedtoken-b "$BASELINE_BIN"} -suites "$suites" ${nginx:+-nginx "$nginx"} -setup "$setup" ${floorbin:+-floor-bin "$floorbin"} \
 	-rounds "${ROUNDS:-5}" ${duration:+-duration "$duration"} \
 	-hook-rounds "${HOOK_ROUNDS:-3}" -hook-duration "${HOOK_DURATION:-5s}" 2>"$out/loadbench.log" ||
 	{ tail -30 "$out/loadbench.log"; exit 1; }
