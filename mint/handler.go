@@ -155,7 +155,11 @@ func (h *hookServer) request(w http.ResponseWriter, r *http.Request, endpoint st
 			return nil, nil, nil, nil, false
 		}
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, h.maxBody), r.ContentLength, h.maxBody)
+	var body []byte
+	err := error(&http.MaxBytesError{Limit: h.maxBody})
+	if r.ContentLength <= h.maxBody { // an announced excess is refused before it arrives
+		body, err = readBody(http.MaxBytesReader(w, r.Body, h.maxBody), r.ContentLength, h.maxBody)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {

@@ -7,8 +7,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"sort"
+	"unicode/utf8"
 )
+
+// errInvalidUTF8 is a raw JSON claim value holding bytes that are not UTF-8.
+var errInvalidUTF8 = errors.New("JSON value is not UTF-8")
 
 // jsonString returns s as a JSON string, without HTML escaping (tokens are
 // not HTML; escaping would only make them longer).
@@ -42,6 +47,12 @@ func encodeValue(v any) ([]byte, error) {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, raw); err != nil {
 			return nil, err
+		}
+		// RFC 8259 8.1: JSON text is UTF-8. encoding/json lets invalid
+		// bytes through Compact; a parser behind a sidecar may refuse them
+		// or read them otherwise than Go (U+FFFD), so they are not signed.
+		if !utf8.Valid(buf.Bytes()) {
+			return nil, errInvalidUTF8
 		}
 		return buf.Bytes(), nil
 	}

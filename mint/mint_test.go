@@ -222,6 +222,10 @@ func TestMintErrors(t *testing.T) {
 			Claims: map[string]any{"name": big(5000)}}, nil, ""},
 		{"raw claim that is not JSON", mint.Subject{Sub: "u", ClientID: "c", Exp: hour, Scopes: []string{"orders:read"},
 			Claims: map[string]any{"email": json.RawMessage(`{"a":`)}}, mint.ErrClaimInvalid, "email"},
+		{"raw claim with bytes that are not UTF-8", mint.Subject{Sub: "u", ClientID: "c", Exp: hour, Scopes: []string{"orders:read"},
+			Claims: map[string]any{"email": json.RawMessage("\"a\xffb@example.com\"")}}, mint.ErrClaimInvalid, "email"},
+		{"string claim with bytes that are not UTF-8 (encoded as U+FFFD)", mint.Subject{Sub: "u", ClientID: "c", Exp: hour, Scopes: []string{"orders:read"},
+			Claims: map[string]any{"email": "a\xffb@example.com"}}, nil, ""},
 		{"claim that does not marshal", mint.Subject{Sub: "u", ClientID: "c", Exp: hour, Scopes: []string{"orders:read"},
 			Claims: map[string]any{"tenant": func() {}}}, mint.ErrClaimInvalid, "tenant"},
 	}
