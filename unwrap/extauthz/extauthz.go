@@ -50,8 +50,9 @@ func NewServer(current func() *unwrap.Sidecar) *Server {
 		// of the CPU per decision under concurrent load (BENCHMARKS.md).
 		// Larger flow-control windows and SharedWriteBuffer measured no
 		// better.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
-	authv3.RegisterAuthorizationServer(g, &authorization{current: current})
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.ForceServerCodecV2(newCodec()))
+	g.RegisterService(&authorizationDesc, &authorization{current: current})
 	healthpb.RegisterHealthServer(g, &health{current: current})
 	return &Server{g: g}
 }
@@ -98,6 +99,12 @@ func (a *authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 	return response(d), nil
 }
 
+// check is Check for a request decoded by decodeCheckRequest (codec):
+// the same decision without the authv3.CheckRequest.
+func (a *authorization) check(ctx context.Context, req *checkRequest) *authv3.CheckResponse {
+	return response(a.current().Decide(ctx, req.method, req.path, req.host, req.header()))
+}
+
 // requestHeader turns Envoy's header map (lower-case names; repeated
 // headers joined with ","), or its header_map when Envoy sends raw header
 // values, into an http.Header. Pseudo-headers (":path"...) are dropped:
@@ -107,13 +114,7 @@ func (a *authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 // (several Authorization headers: 400).
 func requestHeader(h *authv3.AttributeContext_HttpRequest) http.Header {
 	out := make(http.Header, len(h.GetHeaders())+len(h.GetHeaderMap().GetHeaders()))
-	add := func(k, v string) {
-		if k == "" || k[0] == ':' || !validName(k) {
-			return
-		}
-		ck := http.CanonicalHeaderKey(k)
-		out[ck] = append(out[ck], v)
-	}
+	add := func(k, v string) { addHeader(out, k, v) }
 	keys := make([]string, 0, len(h.GetHeaders()))
 	for k := range h.GetHeaders() {
 		keys = append(keys, k)
@@ -130,6 +131,16 @@ func requestHeader(h *authv3.AttributeContext_HttpRequest) http.Header {
 		add(hv.GetKey(), v)
 	}
 	return out
+}
+
+// addHeader adds the header k: v of Envoy's to out, unless k is a
+// pseudo-header or not a valid header name.
+func addHeader(out http.Header, k, v string) {
+	if k == "" || k[0] == ':' || !validName(k) {
+		return
+	}
+	ck := http.CanonicalHeaderKey(k)
+	out[ck] = append(out[ck], v)
 }
 
 // validName reports whether s is an RFC 9110 token.
