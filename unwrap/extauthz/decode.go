@@ -3,12 +3,12 @@ package extauthz
 import (
 	"errors"
 	"net/http"
-	"sort"
+	"slices"
+	"strings"
 	"unicode/utf8"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // checkRequest is what Check reads of a CheckRequest: attributes.request.http's
@@ -18,6 +18,7 @@ type checkRequest struct {
 	method, path, host string
 	headers            []headerField // the headers map's entries in wire order (later ones win)
 	headerMap          []headerField // header_map's headers, value or else raw_value
+	buf                [24]headerField
 }
 
 type headerField struct{ key, value string }
@@ -60,7 +61,6 @@ type decoder struct {
 	buf []byte
 	str string
 	req *checkRequest
-	tag int // where the tag of the field being decoded starts
 }
 
 // decodeCheckRequest fills req from buf (str holding the same bytes) with
@@ -71,9 +71,12 @@ type decoder struct {
 // occurrence wins, messages met twice merge, a known field with another
 // wire type is an unknown field). AttributeContext's other fields (source,
 // destination, context_extensions, metadata...) are checked by
-// proto.Unmarshal of that one field alone.
+// checkMessage.
 func decodeCheckRequest(buf []byte, str string, req *checkRequest) error {
 	d := decoder{buf: buf, str: str, req: req}
+	if req.headers == nil {
+		req.headers = req.buf[:0] // room for Envoy's usual header map
+	}
 	depth := protowire.DefaultRecursionLimit
 	return d.message(0, len(buf), depth, d.checkRequestField)
 }
@@ -96,7 +99,6 @@ func (d *decoder) message(off, end, depth int, field fieldFunc) error {
 		if n < 0 || num > protowire.MaxValidNumber {
 			return errDecode // as the runtime: also field number 0
 		}
-		d.tag = off
 		off += n
 		if typ == protowire.EndGroupType {
 			return errDecode // no group is open at a message's top level
@@ -160,22 +162,15 @@ func (d *decoder) checkRequestField(num protowire.Number, typ protowire.Type, of
 }
 
 // attributeContextField decodes request and checks every other field of
-// AttributeContext by unmarshalling it alone, with the depth budget the
-// whole message would have had there.
+// AttributeContext as proto.Unmarshal would (checkMessage).
 func (d *decoder) attributeContextField(num protowire.Number, typ protowire.Type, off, end, depth int) (int, error) {
 	if num == fieldAttrRequest {
 		return d.sub(typ, off, end, depth, d.requestField)
 	}
-	n := protowire.ConsumeFieldValue(num, typ, d.buf[off:end])
-	if n < 0 {
-		return 0, errDecode
-	}
-	one := d.buf[d.tag : off+n]
-	if err := (proto.UnmarshalOptions{RecursionLimit: depth + 1}).Unmarshal(one, &authv3.AttributeContext{}); err != nil {
-		return 0, err
-	}
-	return n, nil
+	return checkKnown(d.buf[off:end], typ, attributeContextFields.ByNumber(num), depth)
 }
+
+var attributeContextFields = (&authv3.AttributeContext{}).ProtoReflect().Descriptor().Fields()
 
 func (d *decoder) requestField(num protowire.Number, typ protowire.Type, off, end, depth int) (int, error) {
 	switch num {
@@ -340,7 +335,7 @@ func (d *decoder) headerMapField(num protowire.Number, typ protowire.Type, off, 
 func (r *checkRequest) header() http.Header {
 	// A stable sort keeps wire order among equal keys: the last one of each
 	// key is the map's value.
-	sort.SliceStable(r.headers, func(i, j int) bool { return r.headers[i].key < r.headers[j].key })
+	slices.SortStableFunc(r.headers, func(a, b headerField) int { return strings.Compare(a.key, b.key) })
 	out := make(http.Header, len(r.headers)+len(r.headerMap))
 	for i, f := range r.headers {
 		if i+1 < len(r.headers) && r.headers[i+1].key == f.key {

@@ -160,19 +160,7 @@ func validName(s string) bool {
 // proxy's status, headers and body, and the gRPC code of that status.
 func response(d *unwrap.Decision) *authv3.CheckResponse {
 	if d.Allowed() {
-		ok := &authv3.OkHttpResponse{}
-		for _, name := range []string{"Authorization", "X-Request-Id"} {
-			if v := d.Header.Get(name); v != "" {
-				ok.Headers = append(ok.Headers, overwrite(name, v))
-			}
-		}
-		for _, name := range d.Remove {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, strings.ToLower(name))
-		}
-		return &authv3.CheckResponse{
-			Status:       &rpcstatus.Status{Code: int32(codes.OK)},
-			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		}
+		return allowedResponse(d)
 	}
 	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)}, Body: string(d.Body)}
 	names := make([]string, 0, len(d.Header))
