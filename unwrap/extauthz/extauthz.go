@@ -19,8 +19,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -162,21 +160,7 @@ func response(d *unwrap.Decision) *authv3.CheckResponse {
 	if d.Allowed() {
 		return allowedResponse(d)
 	}
-	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)}, Body: string(d.Body)}
-	names := make([]string, 0, len(d.Header))
-	for k := range d.Header {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		for _, v := range d.Header[k] {
-			denied.Headers = append(denied.Headers, overwrite(k, v))
-		}
-	}
-	return &authv3.CheckResponse{
-		Status:       &rpcstatus.Status{Code: int32(code(d.Status)), Message: http.StatusText(d.Status)},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
-	}
+	return deniedResponse(d)
 }
 
 func overwrite(name, value string) *corev3.HeaderValueOption {
