@@ -329,9 +329,14 @@ func (d *decoder) headerMapField(num protowire.Number, typ protowire.Type, off, 
 	return n, nil
 }
 
-// header is requestHeader's http.Header for a decoded request: the headers
-// map (its last entry of a name wins, in the order of the names) and then
-// header_map.
+// header turns Envoy's header map (lower-case names; repeated headers
+// joined with ","; its last entry of a name wins, in the order of the
+// names) and then its header_map (for raw header values) into an
+// http.Header. Pseudo-headers (":path"...) are dropped: method, path and
+// host come from their own fields. A name that is not a valid header name
+// is dropped. Two names that differ only in case become two values of one
+// header, which the decision refuses where it matters (several
+// Authorization headers: 400).
 func (r *checkRequest) header() http.Header {
 	// A stable sort keeps wire order among equal keys: the last one of each
 	// key is the map's value.

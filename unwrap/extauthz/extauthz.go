@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"sort"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -84,51 +83,14 @@ func (s *Server) Close() error {
 
 // authorization is envoy.service.auth.v3.Authorization.
 type authorization struct {
-	authv3.UnimplementedAuthorizationServer
 	current func() *unwrap.Sidecar
 }
 
-// Check decides about attributes.request.http: its method, its path (the
-// request target with the query, not decoded) and its headers, exactly as
-// the proxy would.
-func (a *authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	h := req.GetAttributes().GetRequest().GetHttp()
-	d := a.current().Decide(ctx, h.GetMethod(), h.GetPath(), h.GetHost(), requestHeader(h))
-	return response(d), nil
-}
-
-// check is Check for a request decoded by decodeCheckRequest (codec):
-// the same decision without the authv3.CheckRequest.
+// check decides about attributes.request.http of a Check request (decoded
+// by codec): its method, its path (the request target with the query, not
+// decoded), its host and its headers, exactly as the proxy would.
 func (a *authorization) check(ctx context.Context, req *checkRequest) *authv3.CheckResponse {
 	return response(a.current().Decide(ctx, req.method, req.path, req.host, req.header()))
-}
-
-// requestHeader turns Envoy's header map (lower-case names; repeated
-// headers joined with ","), or its header_map when Envoy sends raw header
-// values, into an http.Header. Pseudo-headers (":path"...) are dropped:
-// method, path and host come from their own fields. A name that is not a
-// valid header name is dropped. Two names that differ only in case become
-// two values of one header, which the decision refuses where it matters
-// (several Authorization headers: 400).
-func requestHeader(h *authv3.AttributeContext_HttpRequest) http.Header {
-	out := make(http.Header, len(h.GetHeaders())+len(h.GetHeaderMap().GetHeaders()))
-	add := func(k, v string) { addHeader(out, k, v) }
-	keys := make([]string, 0, len(h.GetHeaders()))
-	for k := range h.GetHeaders() {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // a stable order for the values of one name
-	for _, k := range keys {
-		add(k, h.GetHeaders()[k])
-	}
-	for _, hv := range h.GetHeaderMap().GetHeaders() {
-		v := hv.GetValue()
-		if v == "" {
-			v = string(hv.GetRawValue())
-		}
-		add(hv.GetKey(), v)
-	}
-	return out
 }
 
 // addHeader adds the header k: v of Envoy's to out, unless k is a
