@@ -14,13 +14,10 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"sort"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -50,8 +47,9 @@ func NewServer(current func() *unwrap.Sidecar) *Server {
 		// of the CPU per decision under concurrent load (BENCHMARKS.md).
 		// Larger flow-control windows and SharedWriteBuffer measured no
 		// better.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
-	authv3.RegisterAuthorizationServer(g, &authorization{current: current})
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.ForceServerCodecV2(newCodec()))
+	g.RegisterService(&authorizationDesc, &authorization{current: current})
 	healthpb.RegisterHealthServer(g, &health{current: current})
 	return &Server{g: g}
 }
@@ -85,51 +83,24 @@ func (s *Server) Close() error {
 
 // authorization is envoy.service.auth.v3.Authorization.
 type authorization struct {
-	authv3.UnimplementedAuthorizationServer
 	current func() *unwrap.Sidecar
 }
 
-// Check decides about attributes.request.http: its method, its path (the
-// request target with the query, not decoded) and its headers, exactly as
-// the proxy would.
-func (a *authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	h := req.GetAttributes().GetRequest().GetHttp()
-	d := a.current().Decide(ctx, h.GetMethod(), h.GetPath(), h.GetHost(), requestHeader(h))
-	return response(d), nil
+// check decides about attributes.request.http of a Check request (decoded
+// by codec): its method, its path (the request target with the query, not
+// decoded), its host and its headers, exactly as the proxy would.
+func (a *authorization) check(ctx context.Context, req *checkRequest) *authv3.CheckResponse {
+	return response(a.current().Decide(ctx, req.method, req.path, req.host, req.header()))
 }
 
-// requestHeader turns Envoy's header map (lower-case names; repeated
-// headers joined with ","), or its header_map when Envoy sends raw header
-// values, into an http.Header. Pseudo-headers (":path"...) are dropped:
-// method, path and host come from their own fields. A name that is not a
-// valid header name is dropped. Two names that differ only in case become
-// two values of one header, which the decision refuses where it matters
-// (several Authorization headers: 400).
-func requestHeader(h *authv3.AttributeContext_HttpRequest) http.Header {
-	out := make(http.Header, len(h.GetHeaders())+len(h.GetHeaderMap().GetHeaders()))
-	add := func(k, v string) {
-		if k == "" || k[0] == ':' || !validName(k) {
-			return
-		}
-		ck := http.CanonicalHeaderKey(k)
-		out[ck] = append(out[ck], v)
+// addHeader adds the header k: v of Envoy's to out, unless k is a
+// pseudo-header or not a valid header name.
+func addHeader(out http.Header, k, v string) {
+	if k == "" || k[0] == ':' || !validName(k) {
+		return
 	}
-	keys := make([]string, 0, len(h.GetHeaders()))
-	for k := range h.GetHeaders() {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // a stable order for the values of one name
-	for _, k := range keys {
-		add(k, h.GetHeaders()[k])
-	}
-	for _, hv := range h.GetHeaderMap().GetHeaders() {
-		v := hv.GetValue()
-		if v == "" {
-			v = string(hv.GetRawValue())
-		}
-		add(hv.GetKey(), v)
-	}
-	return out
+	ck := http.CanonicalHeaderKey(k)
+	out[ck] = append(out[ck], v)
 }
 
 // validName reports whether s is an RFC 9110 token.
@@ -149,35 +120,9 @@ func validName(s string) bool {
 // proxy's status, headers and body, and the gRPC code of that status.
 func response(d *unwrap.Decision) *authv3.CheckResponse {
 	if d.Allowed() {
-		ok := &authv3.OkHttpResponse{}
-		for _, name := range []string{"Authorization", "X-Request-Id"} {
-			if v := d.Header.Get(name); v != "" {
-				ok.Headers = append(ok.Headers, overwrite(name, v))
-			}
-		}
-		for _, name := range d.Remove {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, strings.ToLower(name))
-		}
-		return &authv3.CheckResponse{
-			Status:       &rpcstatus.Status{Code: int32(codes.OK)},
-			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		}
+		return allowedResponse(d)
 	}
-	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)}, Body: string(d.Body)}
-	names := make([]string, 0, len(d.Header))
-	for k := range d.Header {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		for _, v := range d.Header[k] {
-			denied.Headers = append(denied.Headers, overwrite(k, v))
-		}
-	}
-	return &authv3.CheckResponse{
-		Status:       &rpcstatus.Status{Code: int32(code(d.Status)), Message: http.StatusText(d.Status)},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
-	}
+	return deniedResponse(d)
 }
 
 func overwrite(name, value string) *corev3.HeaderValueOption {
