@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for a bounded time (about 100 s of fuzzing in
+# Runs every fuzz target for a bounded time (about 125 s of fuzzing in
 # total, plus compilation), then prints each target's corpus size. A failing
 # input is written to <package>/testdata/fuzz/<Target>/ by `go test` and the
 # script exits non-zero: commit that file with the fix, as a seed.
@@ -43,3 +43,9 @@ run internal/cognito FuzzCognito 5
 run unwrap FuzzInspect 5
 run cmd/kube FuzzInjectYAML 5
 run cmd/kube FuzzAdmissionReview 5
+# Differential: the gRPC ext_authz decoder against proto.Unmarshal.
+run unwrap/extauthz FuzzDecodeCheckRequest 10
+# Differential: the payload reader (claim arena) against encoding/json.
+run unwrap FuzzPayloadAgainstReference 10
+# Differential: the hook's one-pass member-name check against strictjson.
+run mint FuzzCheckMembers 5
