@@ -39,6 +39,10 @@ func buildSidecarListeners(rs *rawSidecar, s *Sidecar, d *diagnostics) {
 				"The %s %q is not a loopback address and the sidecar has no tls client_ca_file: whoever reaches it can ask for decisions about any request and obtain inner tokens. Bind it to loopback, or require client certificates (tls { client_ca_file }) that only the gateway holds.", l.attr, *l.raw)
 		}
 	}
+	if len(rs.StripHeaders) > 0 && !hasListen && !empty(rs.AuthzListen) {
+		d.warnf(rs.StripRange, "Headers not stripped by HTTP decisions",
+			"strip_headers is applied by the proxy (listen) and by gRPC decisions (authz_grpc_listen), but an HTTP decision (/authz/forward, /authz/envoy/) cannot remove a header from the request the gateway forwards: remove them at the gateway (nginx: proxy_set_header %s \"\"; Caddy: header_up -%s; Traefik: a headers middleware; Envoy: request_headers_to_remove).", rs.StripHeaders[0], rs.StripHeaders[0])
+	}
 	if !hasListen && !hasUpstream && empty(rs.AuthzListen) && empty(rs.AuthzGRPCListen) {
 		d.errorf(rs.DefRange, "No sidecar listener", "A sidecar needs listen with upstream (the proxy), authz_listen (forward auth and Envoy HTTP ext_authz), authz_grpc_listen (Envoy gRPC ext_authz), or several of them.")
 	}

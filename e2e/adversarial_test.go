@@ -330,6 +330,7 @@ func (s *keyServer) stop() {
 // upRequest is one request as the upstream saw it.
 type upRequest struct {
 	Method     string
+	Host       string
 	RequestURI string
 	Header     http.Header
 	Trailer    http.Header
@@ -359,7 +360,7 @@ func (u *recorder) url() string { return "http://" + u.addr }
 
 func (u *recorder) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	rec := upRequest{Method: r.Method, RequestURI: r.RequestURI, Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: body}
+	rec := upRequest{Method: r.Method, Host: r.Host, RequestURI: r.RequestURI, Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: body}
 	u.mu.Lock()
 	u.got = append(u.got, rec)
 	delay := u.delay

@@ -155,6 +155,25 @@ func gatewayContract(t *testing.T, a *adv, base string) {
 	a.healthy(t)
 }
 
+// gatewayStripsCookie: the shipped gateway file removes Cookie (what
+// strip_headers does in the proxy: a decision cannot remove headers) and
+// forwards the client's Host (host, when the gateway serves any).
+func gatewayStripsCookie(t *testing.T, a *adv, base, host string) {
+	t.Run("the gateway strips Cookie and keeps the client's Host", func(t *testing.T) {
+		outer, inner := a.outer()
+		req, _ := http.NewRequest(http.MethodGet, base+"/orders/1", nil)
+		req.Header.Set("Authorization", "Bearer "+outer)
+		req.Header.Set("Cookie", "session=gateway-cookie")
+		if host != "" {
+			req.Host = host
+		}
+		u := a.forwarded(t, a.do(t, req), inner, outer, "gateway-cookie")
+		if u.Host != req.Host {
+			t.Errorf("service got Host %q, want the client's", u.Host)
+		}
+	})
+}
+
 // TestGatewayNginx runs nginx (Debian's nginx-light, auth_request) with the
 // shipped deploy/nginx/embedtoken.conf in front of a real sidecar.
 func TestGatewayNginx(t *testing.T) {
@@ -163,6 +182,7 @@ func TestGatewayNginx(t *testing.T) {
 	gw := freeAddr(t)
 	p, dir := startShippedNginx(t, bin, gw, a.up.addr, authz)
 	gatewayContract(t, a, "http://"+gw)
+	gatewayStripsCookie(t, a, "http://"+gw, "orders.example")
 	t.Run("refusals carry embedtoken's request id and JSON body", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+gw+"/orders/1", nil)
 		req.Header.Set("X-Request-Id", "nginx-req-1")
@@ -200,6 +220,8 @@ func TestGatewayCaddy(t *testing.T) {
 		t.Fatalf("caddy: %v\n%s", err, p.tail(20))
 	}
 	gatewayContract(t, a, "http://"+gw)
+	// The shipped Caddyfile serves its site address only.
+	gatewayStripsCookie(t, a, "http://"+gw, "")
 	t.Run("refusals are embedtoken's answer as it is", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+gw+"/orders/1", nil)
 		req.Header.Set("X-Request-Id", "caddy-req-1")

@@ -1,6 +1,7 @@
 package unwrap
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -168,4 +169,56 @@ func TestPrintable(t *testing.T) {
 			t.Errorf("printable(%q) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
+}
+
+// TestAccessLogDecisions: every decision, over HTTP or through Decide (the
+// gRPC path), writes one access line with the status the gateway is told.
+func TestAccessLogDecisions(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	outer := e.outer()
+	bearer := http.Header{"Authorization": {"Bearer " + outer}}
+	tests := []struct {
+		name string
+		run  func()
+		want map[string]any
+	}{
+		{"forward, allowed", func() { e.authzVia("forward", "GET", "/orders/1?q=querysecret", bearer) },
+			map[string]any{"status": int64(200), "reason": string(ReasonOK), "path": "/orders/1", "issuer": "idp"}},
+		{"envoy, public", func() { e.authzVia("envoy", "GET", "/healthz", nil) },
+			map[string]any{"status": int64(200), "reason": string(ReasonPublic), "path": "/healthz"}},
+		{"forward, refused", func() { e.authzVia("forward", "GET", "/orders/1", nil) },
+			map[string]any{"status": int64(401), "reason": string(ReasonMissingToken)}},
+		{"Decide, allowed", func() { e.sc.Decide(t.Context(), "GET", "/orders/2?q=querysecret", "orders.test", bearer.Clone()) },
+			map[string]any{"status": int64(200), "reason": string(ReasonOK), "path": "/orders/2", "method": "GET"}},
+		{"Decide, refused", func() { e.sc.Decide(t.Context(), "GET", "/orders/2", "orders.test", nil) },
+			map[string]any{"status": int64(401), "reason": string(ReasonMissingToken), "path": "/orders/2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e.logs.TakeAll()
+			tc.run()
+			lines := accessLines(e)
+			if len(lines) != 1 {
+				t.Fatalf("%d access log lines, want 1", len(lines))
+			}
+			got := lines[0].ContextMap()
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s: got %v (%T), want %v", k, got[k], got[k], v)
+				}
+			}
+			if strings.Contains(lines[0].Message+fmtFields(got), "querysecret") {
+				t.Error("the query reached the access log")
+			}
+		})
+	}
+}
+
+func fmtFields(m map[string]any) string {
+	var b strings.Builder
+	for k, v := range m {
+		b.WriteString(k)
+		b.WriteString(strings.TrimSpace(strings.ReplaceAll(fmt.Sprint(v), "\n", " ")))
+	}
+	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -70,11 +71,13 @@ func (s *Sidecar) allow(w http.ResponseWriter, ri *requestInfo) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	if ri.public {
+		ri.access.answered(http.StatusOK, ReasonPublic)
 		w.WriteHeader(http.StatusOK)
 		s.metrics.request(outcomePublic, ReasonPublic)
 		return
 	}
 	h["Authorization"] = []string{ri.authz}
+	ri.access.answered(http.StatusOK, ReasonOK)
 	w.WriteHeader(http.StatusOK)
 	s.metrics.request(outcomeAllowed, ReasonOK)
 }
@@ -155,7 +158,7 @@ func (s *Sidecar) Decide(ctx context.Context, method, target, host string, heade
 	if header == nil {
 		header = http.Header{}
 	}
-	ri := &requestInfo{id: requestID(header.Values("X-Request-Id"))}
+	ri := &requestInfo{id: requestID(header.Values("X-Request-Id")), access: accessInfo{start: time.Now()}}
 	rec := &decisionRecorder{header: http.Header{"X-Request-Id": {ri.id}}}
 	defer func() {
 		if p := recover(); p != nil {
@@ -171,6 +174,9 @@ func (s *Sidecar) Decide(ctx context.Context, method, target, host string, heade
 	if _, q, ok := strings.Cut(target, "?"); ok {
 		r.URL.RawQuery = q
 	}
+	// The access log line, as the HTTP endpoints write it (its path is
+	// the original path decide records; never the query).
+	defer s.logAccess(r, ri)
 	if !validHeaderToken(method) {
 		s.fail(rec, r, ri, badRequest(ReasonForwardedHeaders))
 		return rec.decision()

@@ -13,7 +13,9 @@ sidecar {
   admin_listen      = "127.0.0.1:9911"   # not 9901: a proxying orders sidecar may run beside it
   leeway            = "30s"
   public_paths      = ["/healthz"]
-  strip_headers     = ["Cookie"]
+  # No strip_headers: an HTTP decision cannot remove a header from the
+  # request the gateway forwards; the gateway must (see the shipped nginx
+  # file's Cookie line). embedtoken-envoy's gRPC decisions do remove them.
 
   route {
     path_prefix = "/orders/admin"
