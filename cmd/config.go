@@ -56,12 +56,23 @@ func countErrors(diags interface{ Errs() []error }) int { return len(diags.Errs(
 // the configuration with keys. The caller syncs the logger when done.
 // extra adds a command's own flags.
 func startDaemon(name string, args []string, stderr io.Writer, keys catalog.KeyMode, runs catalog.Blocks, extra ...func(*flag.FlagSet)) ([]string, *zap.Logger, *catalog.Catalog, error) {
-	fs := newFlags(name, name+" --config PATH [--config PATH]... [--log-level info]", stderr)
+	synopsis := name + " --config PATH [--config PATH]... [--log-level info]"
+	fs := newFlags(name, synopsis, stderr)
 	var configs stringList
 	fs.Var(&configs, "config", "configuration file or folder (repeatable)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	for _, add := range extra {
 		add(fs)
+	}
+	// The usage line names the command's own flags too.
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != "config" && f.Name != "log-level" {
+			synopsis += " [--" + f.Name + "]"
+		}
+	})
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: embedtoken %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, 0); err != nil {
 		return nil, nil, nil, err

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,9 +20,15 @@ import (
 // exported so that its commands behave the same without being linked into
 // embedtoken.
 
-// NewFlags is newFlags.
-func NewFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	return newFlags(name, synopsis, stderr)
+// NewFlags is newFlags for a command of the binary prog (its usage line
+// names prog, not embedtoken).
+func NewFlags(prog, name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := newFlags(name, synopsis, stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s %s\n\nFlags:\n", prog, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
 // ParseFlags is parseFlags.

@@ -218,20 +218,30 @@ func TestPprofHandler(t *testing.T) {
 		path   string
 		status int
 		body   string
+		remote string // default 127.0.0.1:4321
 	}{
-		{"/debug/pprof/", 200, "goroutine"},
-		{"/debug/pprof/goroutine?debug=1", 200, "goroutine profile:"},
-		{"/debug/pprof/heap", 200, ""},
-		{"/debug/pprof/nope", 404, "unknown profile"},
-		{"/debug/pprof/profile?seconds=0", 400, "seconds: want 1 to 60"},
-		{"/debug/pprof/profile?seconds=61", 400, "seconds: want 1 to 60"},
-		{"/debug/pprof/profile?seconds=x", 400, "seconds"},
-		{"/metrics", 200, "admin"},
+		{"/debug/pprof/", 200, "goroutine", ""},
+		{"/debug/pprof/", 200, "goroutine", "[::1]:4321"},
+		{"/debug/pprof/", 403, "loopback clients only", "10.1.2.3:4321"},
+		{"/debug/pprof/heap", 403, "loopback clients only", "[::ffff:10.1.2.3]:4321"},
+		{"/metrics", 200, "admin", "10.1.2.3:4321"},
+		{"/debug/pprof/goroutine?debug=1", 200, "goroutine profile:", ""},
+		{"/debug/pprof/heap", 200, "", ""},
+		{"/debug/pprof/nope", 404, "unknown profile", ""},
+		{"/debug/pprof/profile?seconds=0", 400, "seconds: want 1 to 60", ""},
+		{"/debug/pprof/profile?seconds=61", 400, "seconds: want 1 to 60", ""},
+		{"/debug/pprof/profile?seconds=x", 400, "seconds", ""},
+		{"/metrics", 200, "admin", ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
+		t.Run(tt.path+" from "+tt.remote, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", tt.path, nil))
+			req := httptest.NewRequest("GET", tt.path, nil)
+			req.RemoteAddr = "127.0.0.1:4321"
+			if tt.remote != "" {
+				req.RemoteAddr = tt.remote
+			}
+			h.ServeHTTP(rec, req)
 			if rec.Code != tt.status || !strings.Contains(rec.Body.String(), tt.body) {
 				t.Errorf("GET %s: %d %.80q, want %d with %q", tt.path, rec.Code, rec.Body.String(), tt.status, tt.body)
 			}

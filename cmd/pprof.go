@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -53,6 +54,13 @@ func profileMemory(on bool) {
 func servePprof(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// Profiles answer loopback peers only, wherever admin_listen binds (a
+	// pod's admin listener is on the pod IP for its probes): reach them
+	// with kubectl port-forward or from inside the host or pod.
+	if !loopbackPeer(r.RemoteAddr) {
+		http.Error(w, "profiles are served to loopback clients only", http.StatusForbidden)
+		return
+	}
 	name := r.PathValue("name")
 	switch name {
 	case "":
@@ -99,4 +107,11 @@ func servePprof(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = p.WriteTo(w, min(max(debug, 0), 2))
 	}
+}
+
+// loopbackPeer reports whether the remote address host:port is a
+// loopback address.
+func loopbackPeer(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }

@@ -3,6 +3,7 @@ package unwrap
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,10 @@ func TestAccessLogDecisions(t *testing.T) {
 			map[string]any{"status": int64(200), "reason": string(ReasonPublic), "path": "/healthz"}},
 		{"forward, refused", func() { e.authzVia("forward", "GET", "/orders/1", nil) },
 			map[string]any{"status": int64(401), "reason": string(ReasonMissingToken)}},
+		{"unknown decision endpoint", func() {
+			rec := httptest.NewRecorder()
+			e.sc.AuthzHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/authz/nope", nil))
+		}, map[string]any{"status": int64(404), "reason": string(ReasonNotFound)}},
 		{"Decide, allowed", func() { e.sc.Decide(t.Context(), "GET", "/orders/2?q=querysecret", "orders.test", bearer.Clone()) },
 			map[string]any{"status": int64(200), "reason": string(ReasonOK), "path": "/orders/2", "method": "GET"}},
 		{"Decide, refused", func() { e.sc.Decide(t.Context(), "GET", "/orders/2", "orders.test", nil) },

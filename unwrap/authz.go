@@ -51,6 +51,7 @@ func (s *Sidecar) serveAuthz(w http.ResponseWriter, r *http.Request) {
 	orig, f := originalRequest(r)
 	if f != nil {
 		if f.Reason == ReasonNotFound {
+			ri.access.answered(http.StatusNotFound, ReasonNotFound)
 			s.metrics.request(outcomeBadRequest, ReasonNotFound)
 			writeJSONError(w, http.StatusNotFound, ri.id, "not_found", "no such decision endpoint")
 			return

@@ -18,7 +18,7 @@ import (
 // pod template in it (see podinject.go). Other documents are copied as they
 // are, byte for byte, so injecting twice equals injecting once.
 func runInject(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cmd.NewFlags("inject", "inject --config PATH --api NAME [-f FILE|-] [--image IMG] [--config-map NAME]", stderr)
+	fs := cmd.NewFlags("embedtoken-kube", "inject", "inject --config PATH --api NAME [-f FILE|-] [--image IMG] [--config-map NAME]", stderr)
 	var configs cmd.StringList
 	fs.Var(&configs, "config", "the catalog: a file or folder (repeatable); sidecar blocks are read from sidecars/ beside it")
 	api := fs.String("api", "", "the API whose sidecar is injected (declared in the catalog)")

@@ -62,7 +62,7 @@ const maxReviewBytes = 4 << 20
 // runInjector serves the mutating admission webhook on TLS and /healthz,
 // /readyz, /metrics on an admin listener.
 func runInjector(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := cmd.NewFlags("injector", "injector --config PATH --tls-cert FILE --tls-key FILE [--listen :8443] [--admin-listen :9902]", stderr)
+	fs := cmd.NewFlags("embedtoken-kube", "injector", "injector --config PATH --tls-cert FILE --tls-key FILE [--listen :8443] [--admin-listen :9902]", stderr)
 	var configs cmd.StringList
 	fs.Var(&configs, "config", "the catalog: a file or folder (repeatable); sidecar blocks are read from sidecars/ beside it")
 	listenAddr := fs.String("listen", ":8443", "the webhook's TLS listener")
