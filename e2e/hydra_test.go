@@ -204,8 +204,13 @@ func (h *hydra) start(t *testing.T) {
 	h.starts++
 	h.p = startOwned(t, h.owner, fmt.Sprintf("hydra-%d", h.starts), baseEnv(), h.bin,
 		"serve", "all", "--dev", "--sqa-opt-out", "--config", h.cfgPath)
-	h.p.waitHTTP(t, "http://"+h.admin+"/health/ready")
-	h.p.waitHTTP(t, h.issuer+"/.well-known/jwks.json")
+	// Hydra generates its RSA-4096 signing key on the first JWKS request:
+	// tens of seconds on a loaded 2-core machine, hence a longer bound.
+	for _, url := range []string{"http://" + h.admin + "/health/ready", h.issuer + "/.well-known/jwks.json"} {
+		if err := h.p.waitReady(url, hydraReadyTimeout); err != nil {
+			t.Fatalf("%s not ready: %v (log: %s)", h.p.name, err, h.p.logPath)
+		}
+	}
 }
 
 // stop stops Hydra with SIGTERM and requires exit 0.

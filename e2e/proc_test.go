@@ -19,6 +19,8 @@ import (
 const (
 	// readyTimeout bounds how long a process may take to become ready.
 	readyTimeout = 30 * time.Second
+	// hydraReadyTimeout bounds Hydra's start, key generation included.
+	hydraReadyTimeout = 90 * time.Second
 	// stopTimeout bounds how long a process may take to exit after SIGTERM.
 	stopTimeout = 20 * time.Second
 	// logTailLines is how much of a process log a failing test prints.
