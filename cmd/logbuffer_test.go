@@ -213,7 +213,7 @@ func BenchmarkAccessLogLine(b *testing.B) {
 // bad requests.
 func TestPprofHandler(t *testing.T) {
 	admin := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("admin")) })
-	h := withPprof(admin)
+	h := withPprof(admin, nil)
 	tests := []struct {
 		path   string
 		status int
@@ -246,5 +246,30 @@ func TestPprofHandler(t *testing.T) {
 				t.Errorf("GET %s: %d %.80q, want %d with %q", tt.path, rec.Code, rec.Body.String(), tt.status, tt.body)
 			}
 		})
+	}
+}
+
+// TestPprofStopsOnShutdown: a running CPU profile ends, with what it
+// collected, when the daemon shuts down (it must not hold the drain).
+func TestPprofStopsOnShutdown(t *testing.T) {
+	stop := make(chan struct{})
+	h := withPprof(http.NotFoundHandler(), stop)
+	req := httptest.NewRequest("GET", "/debug/pprof/profile?seconds=60", nil)
+	req.RemoteAddr = "127.0.0.1:4321"
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(rec, req)
+	}()
+	time.Sleep(100 * time.Millisecond) // let the profile start
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // a bound, far below the 60 s asked for
+		t.Fatal("the CPU profile did not end on shutdown")
+	}
+	if rec.Code != http.StatusOK || rec.Body.Len() == 0 {
+		t.Errorf("status %d, %d bytes: want the profile collected so far", rec.Code, rec.Body.Len())
 	}
 }

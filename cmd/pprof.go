@@ -27,9 +27,12 @@ const maxProfileSeconds = 60
 // Profiles show stacks, allocation sites and counts (never request or
 // token bytes), and a CPU profile costs CPU while it runs: keep the admin
 // listener on loopback when it is on.
-func withPprof(h http.Handler) http.Handler {
+//
+// A CPU profile ends early, with what it collected, when stop is closed
+// (the daemon is shutting down), so that it never holds the drain.
+func withPprof(h http.Handler, stop <-chan struct{}) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/pprof/{name...}", servePprof)
+	mux.HandleFunc("GET /debug/pprof/{name...}", func(w http.ResponseWriter, r *http.Request) { servePprof(w, r, stop) })
 	mux.Handle("/", h)
 	return mux
 }
@@ -51,7 +54,7 @@ func profileMemory(on bool) {
 	}
 }
 
-func servePprof(w http.ResponseWriter, r *http.Request) {
+func servePprof(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	// Profiles answer loopback peers only, wherever admin_listen binds (a
@@ -90,6 +93,8 @@ func servePprof(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
+			t.Stop()
+		case <-stop:
 			t.Stop()
 		}
 		pprof.StopCPUProfile()

@@ -86,7 +86,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		admin := adminHandlerWhy(reg, notReady)
 		if flags.pprof {
 			profileMemory(true)
-			admin = withPprof(admin)
+			admin = withPprof(admin, ctx.Done())
 			log.Warn("profiler on: /debug/pprof/ on the admin listener (--pprof)", zap.String("addr", cfg.AdminListen))
 		}
 		servers = append(servers, &server{name: "admin", setting: "sidecar.admin_listen", addr: cfg.AdminListen, maxConns: adminMaxConnections,

@@ -43,6 +43,14 @@ var authorizationDesc = grpc.ServiceDesc{
 	Methods: []grpc.MethodDesc{{
 		MethodName: "Check",
 		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			// The call is counted from before its message arrives: a
+			// caller that opens calls and never completes their message
+			// holds at most maxCalls of them (~20 KB each).
+			a := srv.(checker)
+			if !a.enter() {
+				return nil, errTooManyCalls
+			}
+			defer a.leave()
 			in := new(checkRequest)
 			if err := dec(in); err != nil {
 				return nil, err
@@ -62,4 +70,6 @@ var authorizationDesc = grpc.ServiceDesc{
 
 type checker interface {
 	check(ctx context.Context, req *checkRequest) *authv3.CheckResponse
+	enter() bool
+	leave()
 }

@@ -15,12 +15,15 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/embedtoken/embedtoken/unwrap"
@@ -31,16 +34,38 @@ import (
 // whose own limit answers larger ones with 431.
 const maxMessageBytes = 2 << 20
 
+// The bounds of the gRPC listener (docs/operations.md): Envoy opens more
+// connections when one is at maxStreamsPerConn; a connection is recycled
+// after maxConnectionAge (Envoy reconnects), which also ends any call left
+// hanging; maxCalls bounds the Check calls in flight on the listener.
+const (
+	maxStreamsPerConn = 100
+	maxCalls          = 1024
+	maxConnectionIdle = 2 * time.Minute
+	maxConnectionAge  = 10 * time.Minute
+	keepaliveTime     = time.Minute
+	keepaliveTimeout  = 20 * time.Second
+)
+
+// errTooManyCalls refuses a Check call beyond maxCalls: Envoy treats it as
+// a failed check (fail closed).
+var errTooManyCalls = status.Error(codes.Unavailable, "too many Check calls in flight")
+
 // Server is the gRPC server of authz_grpc_listen: Envoy's
 // Authorization/Check and grpc.health.v1.Health/Check, both answered by
 // the sidecar that current returns at the time of each call (so a reload
 // covers them). Health is SERVING once the sidecar is ready. It runs on
 // gRPC's own HTTP/2 transport: served through net/http (ServeHTTP) a
 // decision cost about three times the CPU.
-type Server struct{ g *grpc.Server }
+type Server struct {
+	g    *grpc.Server
+	auth *authorization
+}
 
 // NewServer returns the Server; it starts nothing.
-func NewServer(current func() *unwrap.Sidecar) *Server {
+func NewServer(current func() *unwrap.Sidecar) *Server { return newServer(current, maxCalls) }
+
+func newServer(current func() *unwrap.Sidecar, calls int64) *Server {
 	g := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxHeaderListSize(maxMessageBytes),
 		// A fixed pool of stream goroutines (gRPC spawns one more when all
 		// are busy): a goroutine per call grew its stack on every call, ~8 %
@@ -48,10 +73,17 @@ func NewServer(current func() *unwrap.Sidecar) *Server {
 		// Larger flow-control windows and SharedWriteBuffer measured no
 		// better.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.ForceServerCodecV2(newCodec()))
-	g.RegisterService(&authorizationDesc, &authorization{current: current})
+		grpc.ForceServerCodecV2(newCodec()),
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: maxConnectionIdle, MaxConnectionAge: maxConnectionAge, MaxConnectionAgeGrace: keepaliveTimeout,
+			Time: keepaliveTime, Timeout: keepaliveTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}))
+	a := &authorization{current: current, max: calls}
+	g.RegisterService(&authorizationDesc, a)
 	healthpb.RegisterHealthServer(g, &health{current: current})
-	return &Server{g: g}
+	return &Server{g: g, auth: a}
 }
 
 // Serve serves gRPC on ln until Shutdown or Close; it then returns nil.
@@ -84,7 +116,20 @@ func (s *Server) Close() error {
 // authorization is envoy.service.auth.v3.Authorization.
 type authorization struct {
 	current func() *unwrap.Sidecar
+	max     int64        // Check calls in flight at most
+	calls   atomic.Int64 // Check calls in flight
 }
+
+// enter counts a call in, unless max are in flight.
+func (a *authorization) enter() bool {
+	if a.calls.Add(1) > a.max {
+		a.calls.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (a *authorization) leave() { a.calls.Add(-1) }
 
 // check decides about attributes.request.http of a Check request (decoded
 // by codec): its method, its path (the request target with the query, not
