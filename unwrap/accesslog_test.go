@@ -65,16 +65,7 @@ func TestAccessLog(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e.logs.TakeAll()
 			e.get(tc.target, tc.token)
-			lines := accessLines(e)
-			if len(lines) != 1 {
-				t.Fatalf("%d access log lines, want 1", len(lines))
-			}
-			got := lines[0].ContextMap()
-			for k, v := range tc.want {
-				if got[k] != v {
-					t.Errorf("%s: got %v (%T), want %v", k, got[k], got[k], v)
-				}
-			}
+			got := oneAccessLine(t, e, tc.want)
 			for _, k := range []string{"request_id", "latency"} {
 				if _, ok := got[k]; !ok {
 					t.Errorf("no %s in %v", k, got)
@@ -202,28 +193,26 @@ func TestAccessLogDecisions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e.logs.TakeAll()
 			tc.run()
-			lines := accessLines(e)
-			if len(lines) != 1 {
-				t.Fatalf("%d access log lines, want 1", len(lines))
-			}
-			got := lines[0].ContextMap()
-			for k, v := range tc.want {
-				if got[k] != v {
-					t.Errorf("%s: got %v (%T), want %v", k, got[k], got[k], v)
-				}
-			}
-			if strings.Contains(lines[0].Message+fmtFields(got), "querysecret") {
+			if got := oneAccessLine(t, e, tc.want); strings.Contains(fmt.Sprint(got), "querysecret") {
 				t.Error("the query reached the access log")
 			}
 		})
 	}
 }
 
-func fmtFields(m map[string]any) string {
-	var b strings.Builder
-	for k, v := range m {
-		b.WriteString(k)
-		b.WriteString(strings.TrimSpace(strings.ReplaceAll(fmt.Sprint(v), "\n", " ")))
+// oneAccessLine requires exactly one access log line since the last
+// TakeAll, holding the fields of want, and returns its fields.
+func oneAccessLine(t *testing.T, e *env, want map[string]any) map[string]any {
+	t.Helper()
+	lines := accessLines(e)
+	if len(lines) != 1 {
+		t.Fatalf("%d access log lines, want 1", len(lines))
 	}
-	return b.String()
+	got := lines[0].ContextMap()
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %v (%T), want %v", k, got[k], got[k], v)
+		}
+	}
+	return got
 }
