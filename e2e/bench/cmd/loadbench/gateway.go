@@ -31,20 +31,11 @@ func gatewaySuite(c *config, rep *report, w *wrkRunner, self, work, logs string)
 		ports[n] = p
 	}
 	upURL := "http://" + addr(ports["upstream"])
-	dev, err := newDevIssuer("http://" + addr(ports["keys"]))
-	if err != nil {
-		return err
-	}
-	ks, err := startKeyServer(ports["keys"], dev.jwks)
+	dev, ks, src, trust, err := benchTrust(c.repo, ports["keys"])
 	if err != nil {
 		return err
 	}
 	defer ks.close()
-	src, err := shippedCatalog(c.repo)
-	if err != nil {
-		return err
-	}
-	trust := fmt.Sprintf("trust \"bench\" {\n  issuer     = %q\n  jwks_url   = \"%s/.well-known/jwks.json\"\n  algorithms = [\"RS256\"]\n  audience   = [%q]\n}\n", ks.url, ks.url, benchAudience)
 	sidecar := fmt.Sprintf("sidecar {\n  api              = \"orders\"\n  public_paths     = [\"/healthz\"]\n  authz_listen     = %q\n  admin_listen     = %q\n  cache_entries    = %d\n  shutdown_timeout = \"2s\"\n}\n",
 		addr(ports["authz"]), addr(ports["admin"]), c.cacheEntries)
 	dir, err := writeConfigDir(work, "gateway", longLived(src), map[string]string{"trust.hcl": trust, "sidecars/orders.hcl": sidecar})

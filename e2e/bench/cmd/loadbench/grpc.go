@@ -32,20 +32,11 @@ func grpcSuite(c *config, rep *report, self, work, logs string) error {
 		}
 		ports[n] = p
 	}
-	dev, err := newDevIssuer("http://" + addr(ports["keys"]))
-	if err != nil {
-		return err
-	}
-	ks, err := startKeyServer(ports["keys"], dev.jwks)
+	dev, ks, src, trust, err := benchTrust(c.repo, ports["keys"])
 	if err != nil {
 		return err
 	}
 	defer ks.close()
-	src, err := shippedCatalog(c.repo)
-	if err != nil {
-		return err
-	}
-	trust := fmt.Sprintf("trust \"bench\" {\n  issuer     = %q\n  jwks_url   = \"%s/.well-known/jwks.json\"\n  algorithms = [\"RS256\"]\n  audience   = [%q]\n}\n", ks.url, ks.url, benchAudience)
 	// Each sidecar gets the shared catalog folder and a file of its own
 	// outside it (two sidecar blocks in one folder would be loaded together).
 	dir, err := writeConfigDir(work, "grpc", longLived(src), map[string]string{"trust.hcl": trust})

@@ -267,3 +267,24 @@ func countMinted(cat *catalog.Catalog, scopes []string) (signed, exposed int, er
 	}
 	return len(res.Minted), len(res.Tokens), nil
 }
+
+// benchTrust starts what the gateway and grpc suites share: a development
+// issuer whose JWKS a key server on keysPort serves, the shipped catalog,
+// and the trust block for that issuer. The caller closes the key server.
+func benchTrust(repo string, keysPort int) (*devIssuer, *keyServer, string, string, error) {
+	dev, err := newDevIssuer("http://" + addr(keysPort))
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	ks, err := startKeyServer(keysPort, dev.jwks)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	src, err := shippedCatalog(repo)
+	if err != nil {
+		ks.close()
+		return nil, nil, "", "", err
+	}
+	trust := fmt.Sprintf("trust \"bench\" {\n  issuer     = %q\n  jwks_url   = \"%s/.well-known/jwks.json\"\n  algorithms = [\"RS256\"]\n  audience   = [%q]\n}\n", ks.url, ks.url, benchAudience)
+	return dev, ks, src, trust, nil
+}
